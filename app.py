@@ -1,0 +1,154 @@
+"""The application factory. `python app.py` runs a development server on SQLite."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_migrate import Migrate
+
+from models import db
+from passes import admin, cli, context, webservice
+from passes.building import TemplateStore
+from passes.credentials import CredentialsError, load_credentials
+from passes.errors import register_error_handlers
+
+log = logging.getLogger("passes")
+migrate = Migrate()
+
+HERE = Path(__file__).resolve().parent
+WEB_SERVICE_PATH = "/wallet"
+
+
+class ConfigError(Exception):
+    """The environment does not describe a service that can run; the message says why."""
+
+
+def database_url(value: str | None, instance_path: str) -> str:
+    """DATABASE_URL with the driver named, or the embedded SQLite file."""
+    if not value:
+        return f"sqlite:///{Path(instance_path) / 'passes.db'}"
+    # Heroku hands out postgres://, and SQLAlchemy 2.1 maps a bare postgresql:// to
+    # psycopg 3; our driver is psycopg2, so name it explicitly.
+    for prefix in ("postgres://", "postgresql://"):
+        if value.startswith(prefix):
+            return "postgresql+psycopg2://" + value[len(prefix) :]
+    return value
+
+
+def _development_secret_key(instance_path: str) -> str:
+    # Tokens derive from SECRET_KEY: a key that changed at every restart would lock out
+    # the devices that registered before it, so development keeps one in the instance folder.
+    path = Path(instance_path) / "dev-secret-key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def config_from_environment(instance_path: str) -> dict[str, Any]:
+    env = os.environ
+    development = env.get("APP_ENV", "production") == "development"
+    public_url = env.get("PUBLIC_URL") or ("http://localhost:5000" if development else None)
+    return {
+        "DEVELOPMENT": development,
+        "SQLALCHEMY_DATABASE_URI": database_url(env.get("DATABASE_URL"), instance_path),
+        "SECRET_KEY": env.get("SECRET_KEY")
+        or (_development_secret_key(instance_path) if development else None),
+        "ADMIN_TOKEN": env.get("ADMIN_TOKEN") or None,
+        "PUBLIC_URL": public_url,
+        "WEB_SERVICE_PATH": WEB_SERVICE_PATH,
+        "PASS_CERTIFICATE": env.get("PASS_CERTIFICATE"),
+        "PASS_CERTIFICATE_BASE64": env.get("PASS_CERTIFICATE_BASE64"),
+        "PASS_CERTIFICATE_PASSWORD": env.get("PASS_CERTIFICATE_PASSWORD"),
+        "WWDR_CERTIFICATE": env.get("WWDR_CERTIFICATE"),
+        "WWDR_CERTIFICATE_BASE64": env.get("WWDR_CERTIFICATE_BASE64"),
+        "PASS_TEMPLATES_DIR": env.get("PASS_TEMPLATES_DIR", str(HERE / "pass_templates")),
+        # Admin uploads carry base64 images; device bodies have their own, smaller limit.
+        "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 5 * 1024 * 1024)),
+        "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+    }
+
+
+def _check(config: dict[str, Any]) -> None:
+    if not config.get("SECRET_KEY"):
+        raise ConfigError(
+            "SECRET_KEY is not set. It signs every pass's authentication token, so it must "
+            "be a long random value that never changes: set SECRET_KEY (for example "
+            "`heroku config:set SECRET_KEY=$(python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))')`), or set APP_ENV=development to run locally."
+        )
+    if not config.get("PUBLIC_URL"):
+        raise ConfigError(
+            "PUBLIC_URL is not set. Devices reach the service at this https origin (for "
+            "example https://passes.example.com); set PUBLIC_URL, or APP_ENV=development."
+        )
+
+
+def _configure_logging(level: str) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.from_mapping(config_from_environment(app.instance_path))
+    if test_config:
+        app.config.update(test_config)
+    _configure_logging(app.config["LOG_LEVEL"])
+    try:
+        _check(app.config)
+        credentials = load_credentials(app.config)
+    except (ConfigError, CredentialsError) as error:
+        # One readable paragraph, not a traceback. Exit status 3 is gunicorn's "worker
+        # failed to boot": the master stops instead of restarting workers forever.
+        print(f"\nCannot start: {error}\n", file=sys.stderr)
+        raise SystemExit(3) from None
+    if credentials is None:
+        log.warning(
+            "no pass certificate configured: the server runs, but passes cannot be built "
+            "or pushed. Set PASS_CERTIFICATE (a .p12 or PEM) and WWDR_CERTIFICATE."
+        )
+    else:
+        log.info(
+            "signing as %s (team %s), certificate valid until %s",
+            credentials.pass_type_identifier,
+            credentials.team_identifier,
+            credentials.expires_at.date().isoformat(),
+        )
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(HERE / "migrations"))
+    app.extensions["pass_server"] = context.Runtime(
+        credentials=credentials,
+        templates=TemplateStore(Path(app.config["PASS_TEMPLATES_DIR"])),
+    )
+    app.url_map.merge_slashes = False  # CollapseSlashes handles "//" without a redirect
+    app.wsgi_app = webservice.CollapseSlashes(app.wsgi_app)  # type: ignore[method-assign]
+    app.register_blueprint(webservice.bp, url_prefix=WEB_SERVICE_PATH)
+    app.register_blueprint(admin.bp, url_prefix="/api")
+    app.register_blueprint(cli.bp)
+    register_error_handlers(app)
+    return app
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("APP_ENV", "development")
+    application = create_app()
+    with application.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()  # the embedded database needs no separate set-up step
+    application.run(
+        host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "5000"))
+    )

@@ -1,0 +1,205 @@
+"""Database models: passes, devices, registrations, device logs and the push queue.
+
+This module is a leaf: it imports nothing of ours. The schema itself comes from the
+migrations in migrations/; these classes must stay in step with them (`flask db check`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Lengths the protocol's path parts may have. Apple sets none; these are far above what
+# iOS sends (a 32-character device id, a 64-character push token) and keep rows bounded.
+PASS_TYPE_ID_LENGTH = 255
+SERIAL_NUMBER_LENGTH = 128
+DEVICE_ID_LENGTH = 128
+PUSH_TOKEN_LENGTH = 256
+TEMPLATE_NAME_LENGTH = 64
+FILE_NAME_LENGTH = 255
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every database.
+
+    SQLite keeps no time zone and hands back naive datetimes; comparing those with aware
+    ones raises. Values go in as UTC and always come back aware.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use datetime.now(UTC)")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+@sa.event.listens_for(sa.Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """Make the embedded SQLite database safe for several gunicorn workers."""
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers go on while one writer writes; busy_timeout makes a second writer
+    # wait for the lock instead of failing at once with "database is locked".
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")  # ON DELETE CASCADE needs it
+    cursor.close()
+
+
+class Pass(db.Model):
+    """One issued pass: a template name plus the per-pass part of pass.json."""
+
+    __tablename__ = "passes"
+    __table_args__ = (sa.UniqueConstraint("pass_type_identifier", "serial_number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pass_type_identifier: Mapped[str] = mapped_column(sa.String(PASS_TYPE_ID_LENGTH))
+    serial_number: Mapped[str] = mapped_column(sa.String(SERIAL_NUMBER_LENGTH))
+    template: Mapped[str | None] = mapped_column(sa.String(TEMPLATE_NAME_LENGTH))
+    # The partial pass.json merged over the template's (RFC 7396 merge patch).
+    data: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    # Position in the global update order (see UpdateCounter); what passesUpdatedSince
+    # compares against.
+    update_tag: Mapped[int] = mapped_column(sa.BigInteger, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # HTTP dates have whole seconds. When this version was made in the same second as the
+    # one before it, a device sending that second in If-Modified-Since may hold either,
+    # so it must get the pass again rather than a 304.
+    shares_second_with_previous: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    files: Mapped[list[PassFile]] = relationship(
+        back_populates="pass_", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class PassFile(db.Model):
+    """A file that belongs to one pass only (a personal thumbnail, a strip image)."""
+
+    __tablename__ = "pass_files"
+    __table_args__ = (sa.UniqueConstraint("pass_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pass_id: Mapped[int] = mapped_column(sa.ForeignKey("passes.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(FILE_NAME_LENGTH))
+    content: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+    pass_: Mapped[Pass] = relationship(back_populates="files")
+
+
+class Device(db.Model):
+    """An iPhone or Apple Watch, known by the library identifier Wallet gives us."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_library_identifier: Mapped[str] = mapped_column(sa.String(DEVICE_ID_LENGTH), unique=True)
+    push_token: Mapped[str] = mapped_column(sa.String(PUSH_TOKEN_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Registration(db.Model):
+    """A device holding a pass and asking to hear when it changes."""
+
+    __tablename__ = "registrations"
+    __table_args__ = (sa.UniqueConstraint("device_id", "pass_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(sa.ForeignKey("devices.id", ondelete="CASCADE"))
+    pass_id: Mapped[int] = mapped_column(sa.ForeignKey("passes.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DeviceLogEntry(db.Model):
+    """A message Wallet posted to /v1/log (errors it met talking to us)."""
+
+    __tablename__ = "device_log_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class UpdateCounter(db.Model):
+    """A single row whose value orders every pass update.
+
+    Each update increments it inside its own transaction. The row lock is held until
+    commit, so tags are handed out in commit order: a device that was told "lastUpdated
+    = N" can never later miss an update committed with a tag <= N. A plain sequence
+    hands out numbers in call order, so a slow transaction could commit tag 5 after a
+    device had already been told 6.
+    """
+
+    __tablename__ = "update_counter"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    value: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class PendingPush(db.Model):
+    """A device that must be told to fetch its passes again.
+
+    One row per device, not per update: a burst of updates sends one push. `version`
+    grows with every new update so that a worker that claimed the row before the update
+    does not delete it after sending (its push may have reached the phone too early).
+    """
+
+    __tablename__ = "pending_pushes"
+
+    device_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(default=1)
+    attempts: Mapped[int] = mapped_column(default=0)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    # A worker's lease: rows claimed and not yet finished are skipped by other workers
+    # until it expires, so a crashed worker's rows are sent again by the next one.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PushOutcomeCount(db.Model):
+    """Push outcomes counted per hour, for admins (sent, removed, failed ...)."""
+
+    __tablename__ = "push_outcome_counts"
+    __table_args__ = (sa.UniqueConstraint("hour", "outcome"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime())
+    outcome: Mapped[str] = mapped_column(sa.String(32))
+    count: Mapped[int] = mapped_column(sa.BigInteger, default=0)

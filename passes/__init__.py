@@ -1,0 +1,1 @@
+"""The pass server domain: web service, admin API, building, signing, pushing."""

@@ -1,0 +1,170 @@
+"""The admin JSON API: create, change, inspect and download passes."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.http import http_date
+
+from models import Device, DeviceLogEntry, Pass, PendingPush, Registration, db
+from passes import context, store
+from passes.errors import Forbidden, Unauthorized, ValidationError
+from passes.requests import json_body
+from passes.signing import PKPASS_MIMETYPE
+
+bp = Blueprint("admin", __name__)
+
+PASS_URL = "/passes/<pass_type_id>/<serial_number>"
+MAX_PAGE = 500
+
+
+@bp.before_request
+def require_admin_token() -> None:
+    expected = current_app.config.get("ADMIN_TOKEN")
+    if not expected:
+        raise Forbidden("the admin API is disabled: set ADMIN_TOKEN to enable it")
+    scheme, _, offered = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        offered.strip().encode(), expected.encode()
+    ):
+        raise Unauthorized("send Authorization: Bearer <ADMIN_TOKEN>")
+
+
+def describe(pass_: Pass) -> dict[str, Any]:
+    """The admin view of a pass (never its authentication token)."""
+    devices = db.session.scalar(sa.select(sa.func.count()).where(Registration.pass_id == pass_.id))
+    last_modified = store.last_modified(pass_)
+    return {
+        "passTypeIdentifier": pass_.pass_type_identifier,
+        "serialNumber": pass_.serial_number,
+        "template": pass_.template,
+        "pass": pass_.data,
+        "files": sorted(f.name for f in pass_.files),
+        "updateTag": str(pass_.update_tag),
+        "lastModified": http_date(last_modified),
+        "updatedAt": pass_.updated_at.isoformat(),
+        "devices": devices,
+        "webServiceURL": context.web_service_url(),
+    }
+
+
+def _limit() -> int:
+    value = request.args.get("limit", "100")
+    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+        raise ValidationError(f"limit must be a number from 1 to {MAX_PAGE}", path="limit")
+    return int(value)
+
+
+@bp.post("/passes")
+def create() -> tuple[Response, int]:
+    body = json_body()
+    unknown = set(body) - {"template", "serialNumber", "pass", "files"}
+    if unknown:
+        raise ValidationError(f"unknown keys: {', '.join(sorted(unknown))}", path="$")
+    pass_ = store.create_pass(
+        template=body.get("template"),
+        data=body.get("pass"),
+        files=store.decode_files(body.get("files")),
+        serial_number=body.get("serialNumber"),
+    )
+    db.session.commit()
+    return jsonify(describe(pass_)), 201
+
+
+@bp.get("/passes")
+def list_passes() -> Response:
+    """Newest first; `after` takes the last update tag of the previous page."""
+    query = sa.select(Pass).order_by(Pass.update_tag.desc()).limit(_limit())
+    after = request.args.get("after")
+    if after is not None:
+        if not after.isdigit() or len(after) > 19:
+            raise ValidationError("after must be an update tag", path="after")
+        query = query.where(Pass.update_tag < int(after))
+    passes = db.session.scalars(query).all()
+    return jsonify(
+        {
+            "passes": [
+                {
+                    "passTypeIdentifier": p.pass_type_identifier,
+                    "serialNumber": p.serial_number,
+                    "template": p.template,
+                    "updateTag": str(p.update_tag),
+                    "updatedAt": p.updated_at.isoformat(),
+                }
+                for p in passes
+            ]
+        }
+    )
+
+
+@bp.get(PASS_URL)
+def show(pass_type_id: str, serial_number: str) -> Response:
+    return jsonify(describe(store.get_pass(pass_type_id, serial_number)))
+
+
+@bp.patch(PASS_URL)
+def update(pass_type_id: str, serial_number: str) -> Response:
+    body = json_body()
+    unknown = set(body) - {"pass", "files"}
+    if unknown:
+        raise ValidationError(f"unknown keys: {', '.join(sorted(unknown))}", path="$")
+    if "pass" not in body and "files" not in body:
+        raise ValidationError("send `pass` (a partial pass.json) and/or `files`", path="$")
+    pass_ = store.update_pass(
+        pass_type_id,
+        serial_number,
+        data=body.get("pass"),
+        files=store.decode_files(body.get("files")),
+    )
+    db.session.commit()
+    current_app.extensions["pass_server"].after_change()
+    return jsonify(describe(pass_))
+
+
+@bp.get(PASS_URL + "/pkpass")
+def download(pass_type_id: str, serial_number: str) -> Response:
+    pass_ = store.get_pass(pass_type_id, serial_number)
+    response = Response(store.build_pkpass(pass_), mimetype=PKPASS_MIMETYPE)
+    response.headers["Content-Disposition"] = f'attachment; filename="{serial_number}.pkpass"'
+    response.headers["Last-Modified"] = http_date(store.last_modified(pass_))
+    return response
+
+
+@bp.get(PASS_URL + "/registrations")
+def registrations(pass_type_id: str, serial_number: str) -> Response:
+    pass_ = store.get_pass(pass_type_id, serial_number)
+    rows = db.session.execute(
+        sa.select(Device, Registration.created_at, PendingPush.device_id)
+        .join(Registration, Registration.device_id == Device.id)
+        .outerjoin(PendingPush, PendingPush.device_id == Device.id)
+        .where(Registration.pass_id == pass_.id)
+        .order_by(Registration.created_at)
+        .limit(_limit())
+    ).all()
+    return jsonify(
+        {
+            "registrations": [
+                {
+                    "deviceLibraryIdentifier": device.device_library_identifier,
+                    # Enough to tell devices apart, not enough to push to them.
+                    "pushTokenPrefix": device.push_token[:8],
+                    "registeredAt": registered_at.isoformat(),
+                    "pushPending": pending is not None,
+                }
+                for device, registered_at, pending in rows
+            ]
+        }
+    )
+
+
+@bp.get("/logs")
+def logs() -> Response:
+    entries = db.session.scalars(
+        sa.select(DeviceLogEntry).order_by(DeviceLogEntry.id.desc()).limit(_limit())
+    )
+    return jsonify(
+        {"logs": [{"message": e.message, "receivedAt": e.created_at.isoformat()} for e in entries]}
+    )

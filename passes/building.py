@@ -1,0 +1,158 @@
+"""Assembling a pass: template + per-pass data + per-pass files -> pass.json and files."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from passes.errors import ValidationError
+from passes.signing import sha1_hex
+
+TEMPLATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+# A file of a pass package: a plain name, or one inside a localization folder.
+PACKAGE_FILE_NAME = re.compile(r"(?:[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*\.lproj/)?[\w@.-]{1,100}")
+RESERVED_FILES = {"pass.json", "manifest.json", "signature"}
+# Keys the service owns: they are set from the certificate, the URL and the pass's row.
+INJECTED_KEYS = (
+    "passTypeIdentifier",
+    "serialNumber",
+    "teamIdentifier",
+    "webServiceURL",
+    "authenticationToken",
+)
+
+
+@dataclass(frozen=True)
+class Template:
+    """A template folder read into memory, with the digests of its files."""
+
+    name: str
+    pass_json: dict[str, Any]
+    files: dict[str, bytes]
+    digests: dict[str, str]
+
+
+class TemplateStore:
+    """Templates from a folder, read once and read again when the folder changes."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._cache: dict[str, tuple[tuple[int, int], Template]] = {}
+        self._lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        if not self.folder.is_dir():
+            return []
+        return sorted(
+            entry.name
+            for entry in self.folder.iterdir()
+            if TEMPLATE_NAME.fullmatch(entry.name) and (entry / "pass.json").is_file()
+        )
+
+    def get(self, name: str) -> Template:
+        if not TEMPLATE_NAME.fullmatch(name):
+            raise ValidationError(f"no template named {name!r}", path="$.template")
+        folder = self.folder / name
+        try:
+            stamp = (folder.stat().st_mtime_ns, (folder / "pass.json").stat().st_mtime_ns)
+        except OSError:
+            raise ValidationError(
+                f"no template named {name!r}; templates: {', '.join(self.names()) or 'none'}",
+                path="$.template",
+            ) from None
+        with self._lock:
+            cached = self._cache.get(name)
+            if cached and cached[0] == stamp:
+                return cached[1]
+        template = _read_template(name, folder)
+        with self._lock:
+            self._cache[name] = (stamp, template)
+        return template
+
+
+def _read_template(name: str, folder: Path) -> Template:
+    pass_json = json.loads((folder / "pass.json").read_text(encoding="utf-8"))
+    files: dict[str, bytes] = {}
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).as_posix()
+        if path.is_file() and relative not in RESERVED_FILES and not path.name.startswith("."):
+            files[relative] = path.read_bytes()
+    return Template(name, pass_json, files, {n: sha1_hex(c) for n, c in files.items()})
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch: objects merge key by key, null deletes, the rest replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def check_partial_pass(data: Any, path: str = "$.pass") -> dict[str, Any]:
+    """The per-pass part of pass.json as given to the admin API or the CLI."""
+    if not isinstance(data, dict):
+        raise ValidationError("must be a JSON object (a partial pass.json)", path=path)
+    for key in INJECTED_KEYS:
+        if key in data:
+            raise ValidationError(
+                f"{key} is set by the service; leave it out", path=f"{path}.{key}"
+            )
+    return data
+
+
+def check_file_name(name: str, path: str) -> None:
+    if not PACKAGE_FILE_NAME.fullmatch(name) or name in RESERVED_FILES or ".." in name:
+        raise ValidationError(
+            "file names are a plain name like 'thumbnail@2x.png' or 'fr.lproj/pass.strings' "
+            "(not pass.json, manifest.json or signature)",
+            path=path,
+        )
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What the service injects into every pass.json."""
+
+    pass_type_identifier: str
+    team_identifier: str
+    serial_number: str
+    web_service_url: str | None
+    authentication_token: str
+
+
+def assemble(
+    template: Template | None,
+    data: Mapping[str, Any],
+    own_files: Mapping[str, bytes],
+    identity: Identity,
+) -> tuple[dict[str, bytes], dict[str, str]]:
+    """All files of the pass (pass.json included) and the digests already known."""
+    pass_json = merge_patch(template.pass_json if template else {}, dict(data))
+    pass_json["passTypeIdentifier"] = identity.pass_type_identifier
+    pass_json["teamIdentifier"] = identity.team_identifier
+    pass_json["serialNumber"] = identity.serial_number
+    if identity.web_service_url:
+        pass_json["webServiceURL"] = identity.web_service_url
+        pass_json["authenticationToken"] = identity.authentication_token
+    else:
+        # Without a web service URL a token would be refused by Wallet (they come in pairs).
+        pass_json.pop("webServiceURL", None)
+        pass_json.pop("authenticationToken", None)
+    files = dict(template.files) if template else {}
+    digests = dict(template.digests) if template else {}
+    for name, content in own_files.items():
+        files[name] = content
+        digests.pop(name, None)
+    files["pass.json"] = json.dumps(pass_json, ensure_ascii=False).encode()
+    return files, digests

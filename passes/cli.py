@@ -1,0 +1,141 @@
+"""`flask passes ...`: the admin operations from the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import sqlalchemy as sa
+from flask import Blueprint, current_app
+
+from models import Pass, db
+from passes import context, store
+from passes.errors import ApiError
+
+bp = Blueprint("passes", __name__, cli_group="passes")
+
+
+def _load_json(text: str | None, file: Path | None) -> Any:
+    if text is not None and file is not None:
+        raise click.UsageError("give --data or --data-file, not both")
+    source = file.read_text(encoding="utf-8") if file else text
+    if source is None:
+        return None
+    try:
+        return json.loads(source)
+    except ValueError as error:
+        raise click.BadParameter(f"not valid JSON: {error}") from None
+
+
+def _files(paths: tuple[Path, ...]) -> dict[str, bytes | None]:
+    """--file NAME=PATH pairs, e.g. --file thumbnail.png=./face.png."""
+    files: dict[str, bytes | None] = {}
+    for pair in paths:
+        name, _, path = str(pair).partition("=")
+        if not path:
+            raise click.BadParameter(f"{pair}: use NAME=PATH, e.g. thumbnail.png=./face.png")
+        files[name] = Path(path).read_bytes()
+    return files
+
+
+def _fail(error: ApiError) -> None:
+    db.session.rollback()
+    where = f" ({error.path})" if error.path else ""
+    click.echo(f"error{where}: {error.message}", err=True)
+    sys.exit(1)
+
+
+def _pass_type(pass_type_id: str | None) -> str:
+    return pass_type_id or context.credentials().pass_type_identifier
+
+
+data_option = click.option("--data", help="partial pass.json as JSON text")
+data_file_option = click.option(
+    "--data-file", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+file_option = click.option("--file", "files", multiple=True, type=Path, help="NAME=PATH")
+
+
+@bp.cli.command("create")
+@click.option("--template", help="template folder name, e.g. storecard")
+@click.option("--serial", help="serial number (generated when absent)")
+@data_option
+@data_file_option
+@file_option
+def create_command(
+    template: str | None,
+    serial: str | None,
+    data: str | None,
+    data_file: Path | None,
+    files: tuple[Path, ...],
+) -> None:
+    """Create a pass from a template and per-pass data."""
+    try:
+        pass_ = store.create_pass(
+            template=template,
+            data=_load_json(data, data_file),
+            files=_files(files),
+            serial_number=serial,
+        )
+        db.session.commit()
+    except ApiError as error:
+        _fail(error)
+    click.echo(f"created {pass_.pass_type_identifier} {pass_.serial_number}")
+
+
+@bp.cli.command("update")
+@click.argument("serial")
+@click.option("--pass-type", "pass_type_id", help="defaults to the certificate's")
+@data_option
+@data_file_option
+@file_option
+def update_command(
+    serial: str,
+    pass_type_id: str | None,
+    data: str | None,
+    data_file: Path | None,
+    files: tuple[Path, ...],
+) -> None:
+    """Merge partial pass.json into a pass; its devices are told to fetch it."""
+    try:
+        pass_ = store.update_pass(
+            _pass_type(pass_type_id),
+            serial,
+            data=_load_json(data, data_file),
+            files=_files(files),
+        )
+        db.session.commit()
+    except ApiError as error:
+        _fail(error)
+    current_app.extensions["pass_server"].after_change()
+    click.echo(f"updated {pass_.serial_number} (update tag {pass_.update_tag})")
+
+
+@bp.cli.command("export")
+@click.argument("serial")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--pass-type", "pass_type_id", help="defaults to the certificate's")
+def export_command(serial: str, output: Path | None, pass_type_id: str | None) -> None:
+    """Write the signed .pkpass of a pass to a file."""
+    try:
+        pkpass = store.build_pkpass(store.get_pass(_pass_type(pass_type_id), serial))
+    except ApiError as error:
+        _fail(error)
+    output = output or Path(f"{serial}.pkpass")
+    output.write_bytes(pkpass)
+    click.echo(f"wrote {output} ({len(pkpass)} bytes)")
+
+
+@bp.cli.command("list")
+@click.option("--limit", default=50, show_default=True)
+def list_command(limit: int) -> None:
+    """The most recently changed passes."""
+    passes = db.session.scalars(sa.select(Pass).order_by(Pass.update_tag.desc()).limit(limit))
+    for p in passes:
+        click.echo(
+            f"{p.pass_type_identifier}\t{p.serial_number}\t{p.template or '-'}\t"
+            f"{p.updated_at.isoformat(timespec='seconds')}"
+        )

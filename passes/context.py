@@ -1,0 +1,41 @@
+"""What a request needs from the running app: credentials and templates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from flask import current_app
+
+from passes.building import TemplateStore
+from passes.credentials import PassCredentials
+from passes.errors import ServiceUnavailable
+
+
+@dataclass
+class Runtime:
+    """Loaded once by create_app() and kept in app.extensions."""
+
+    credentials: PassCredentials | None
+    templates: TemplateStore
+    # Called after a change that queued pushes has been committed (see passes/pushing.py).
+    after_change: Callable[[], None] = field(default=lambda: None)
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["pass_server"]
+
+
+def credentials() -> PassCredentials:
+    """The signing credentials, or a 503 that says how to configure them."""
+    loaded = runtime().credentials
+    if loaded is None:
+        raise ServiceUnavailable(
+            "No pass certificate is configured, so passes cannot be signed. Set "
+            "PASS_CERTIFICATE (your .p12) and WWDR_CERTIFICATE, then restart."
+        )
+    return loaded
+
+
+def web_service_url() -> str:
+    return current_app.config["PUBLIC_URL"].rstrip("/") + current_app.config["WEB_SERVICE_PATH"]

@@ -1,0 +1,262 @@
+"""Loading the Pass Type ID certificate, its key and Apple's WWDR intermediate.
+
+Users hand us what Keychain Access exports (a .p12) or a PEM, by path or, on hosts where
+files are awkward (Heroku), base64 in an environment variable. Every way this goes wrong
+becomes one readable paragraph that names the variable to fix.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+
+log = logging.getLogger(__name__)
+
+SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+EXPIRY_WARNING = timedelta(days=30)
+
+
+class CredentialsError(Exception):
+    """Credentials are configured but unusable; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class PassCredentials:
+    """What signing and APNs need, read once at start-up."""
+
+    certificate: x509.Certificate
+    private_key: SigningKey
+    wwdr: x509.Certificate
+    pass_type_identifier: str
+    team_identifier: str
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.certificate.not_valid_after_utc
+
+    def certificate_pem(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    def private_key_pem(self) -> bytes:
+        """The key unencrypted, for the TLS client of APNs; never log or return it."""
+        return self.private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    def __repr__(self) -> str:  # keep the key out of any accidental log line
+        return f"PassCredentials({self.pass_type_identifier!r}, team={self.team_identifier!r})"
+
+
+def load_credentials(config: Mapping[str, Any]) -> PassCredentials | None:
+    """Credentials from the config, None when none are configured at all."""
+    certificate_data = _read_source(config, "PASS_CERTIFICATE")
+    wwdr_data = _read_source(config, "WWDR_CERTIFICATE")
+    if certificate_data is None and wwdr_data is None:
+        return None
+    if certificate_data is None:
+        raise CredentialsError(
+            "WWDR_CERTIFICATE is set but PASS_CERTIFICATE is not. Set PASS_CERTIFICATE to the "
+            ".p12 you exported from Keychain Access (or PASS_CERTIFICATE_BASE64 to its base64)."
+        )
+    if wwdr_data is None:
+        raise CredentialsError(
+            "PASS_CERTIFICATE is set but WWDR_CERTIFICATE is not. Download Apple's current "
+            "Worldwide Developer Relations intermediate (G4) from "
+            "https://www.apple.com/certificateauthority/ and set WWDR_CERTIFICATE to its path "
+            "(or WWDR_CERTIFICATE_BASE64 to its base64)."
+        )
+    password = config.get("PASS_CERTIFICATE_PASSWORD") or None
+    key, certificate = _load_pass_certificate(certificate_data, password)
+    wwdr = _load_wwdr(wwdr_data)
+    credentials = _check(key, certificate, wwdr)
+    days_left = (credentials.expires_at - datetime.now(UTC)).days
+    if credentials.expires_at - datetime.now(UTC) < EXPIRY_WARNING:
+        log.warning(
+            "the pass certificate expires in %d days (%s); renew it in the Apple Developer "
+            "portal and replace PASS_CERTIFICATE before then, or passes stop updating",
+            days_left,
+            credentials.expires_at.date().isoformat(),
+        )
+    return credentials
+
+
+def _read_source(config: Mapping[str, Any], name: str) -> bytes | None:
+    """The bytes of `name` (a path) or `name`_BASE64 (the content), or None."""
+    path = config.get(name)
+    encoded = config.get(f"{name}_BASE64")
+    if path and encoded:
+        raise CredentialsError(f"Both {name} and {name}_BASE64 are set. Keep one of them.")
+    if path:
+        try:
+            return Path(path).read_bytes()
+        except OSError as error:
+            raise CredentialsError(
+                f"{name} points to {path}, which cannot be read ({error.strerror}). "
+                f"Set {name} to the path of the file, or put its base64 in {name}_BASE64."
+            ) from None
+    if encoded:
+        try:
+            return base64.b64decode("".join(str(encoded).split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise CredentialsError(
+                f"{name}_BASE64 is not valid base64. Make it with `base64 -w0 FILE` "
+                f"(on macOS `base64 -i FILE`) and paste the whole output."
+            ) from None
+    return None
+
+
+def _load_pass_certificate(
+    data: bytes, password: str | None
+) -> tuple[SigningKey, x509.Certificate]:
+    if b"-----BEGIN" in data:
+        return _load_pem(data, password)
+    return _load_p12(data, password)
+
+
+def _load_p12(data: bytes, password: str | None) -> tuple[SigningKey, x509.Certificate]:
+    # Keychain exports may use RC2/3DES; cryptography's bundled OpenSSL loads its legacy
+    # provider for these, so no extra step is needed here.
+    attempts = [password.encode()] if password else [None, b""]
+    last_error: Exception | None = None
+    for attempt in attempts:
+        try:
+            key, certificate, _ = pkcs12.load_key_and_certificates(data, attempt)
+        except ValueError as error:
+            last_error = error
+            continue
+        if key is None or certificate is None:
+            raise CredentialsError(
+                "PASS_CERTIFICATE holds no private key and certificate pair. In Keychain "
+                "Access, expand the Pass Type ID certificate, select it together with its "
+                "private key, and export both as one .p12."
+            )
+        if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+            raise CredentialsError("PASS_CERTIFICATE holds a key that is neither RSA nor EC.")
+        return key, certificate
+    hint = (
+        "PASS_CERTIFICATE_PASSWORD is wrong"
+        if password
+        else "the .p12 needs a password: set PASS_CERTIFICATE_PASSWORD"
+    )
+    log.debug("p12 load failed: %s", type(last_error).__name__)
+    raise CredentialsError(
+        f"PASS_CERTIFICATE could not be opened as a .p12: {hint}, or the file is not a "
+        "PKCS#12 export. Export the Pass Type ID certificate with its private key from "
+        "Keychain Access (File > Export Items, format Personal Information Exchange .p12)."
+    )
+
+
+def _load_pem(data: bytes, password: str | None) -> tuple[SigningKey, x509.Certificate]:
+    try:
+        certificates = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        certificates = []
+    if not certificates:
+        raise CredentialsError(
+            "PASS_CERTIFICATE is a PEM file without a certificate. Put the Pass Type ID "
+            "certificate and its private key in the same PEM file."
+        )
+    try:
+        key = serialization.load_pem_private_key(data, password.encode() if password else None)
+    except TypeError:
+        raise CredentialsError(
+            "The private key in PASS_CERTIFICATE is encrypted: set PASS_CERTIFICATE_PASSWORD."
+        ) from None
+    except ValueError:
+        raise CredentialsError(
+            "The private key in PASS_CERTIFICATE could not be read: it is missing, or "
+            "PASS_CERTIFICATE_PASSWORD is wrong. Put the key (BEGIN PRIVATE KEY) and the "
+            "certificate in one PEM file."
+        ) from None
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise CredentialsError("PASS_CERTIFICATE holds a key that is neither RSA nor EC.")
+    # A PEM may carry the WWDR or other certificates too: take the one the key belongs to.
+    for certificate in certificates:
+        if _same_public_key(certificate, key):
+            return key, certificate
+    return key, certificates[0]
+
+
+def _load_wwdr(data: bytes) -> x509.Certificate:
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificate(data)
+        return x509.load_der_x509_certificate(data)
+    except ValueError:
+        raise CredentialsError(
+            "WWDR_CERTIFICATE is not a certificate (PEM or DER). Download AppleWWDRCAG4.cer "
+            "from https://www.apple.com/certificateauthority/ and point WWDR_CERTIFICATE at it."
+        ) from None
+
+
+def _same_public_key(certificate: x509.Certificate, key: SigningKey) -> bool:
+    encoding = serialization.Encoding.DER
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    return certificate.public_key().public_bytes(encoding, spki) == key.public_key().public_bytes(
+        encoding, spki
+    )
+
+
+def subject_value(certificate: x509.Certificate, oid: x509.ObjectIdentifier) -> str | None:
+    values = certificate.subject.get_attributes_for_oid(oid)
+    return str(values[0].value) if values else None
+
+
+def _check(
+    key: SigningKey, certificate: x509.Certificate, wwdr: x509.Certificate
+) -> PassCredentials:
+    if not _same_public_key(certificate, key):
+        raise CredentialsError(
+            "The private key in PASS_CERTIFICATE does not belong to its certificate. Export "
+            "the certificate again together with its own private key from Keychain Access."
+        )
+    pass_type_identifier = subject_value(certificate, NameOID.USER_ID)
+    team_identifier = subject_value(certificate, NameOID.ORGANIZATIONAL_UNIT_NAME)
+    if not pass_type_identifier or not pass_type_identifier.startswith("pass."):
+        raise CredentialsError(
+            "PASS_CERTIFICATE is not a Pass Type ID certificate (its subject has no UID "
+            "starting with 'pass.'). In the Apple Developer portal create a Pass Type ID, "
+            "make its certificate, and export that one."
+        )
+    if not team_identifier:
+        raise CredentialsError(
+            "PASS_CERTIFICATE has no team identifier (subject OU). Use the certificate the "
+            "Apple Developer portal made for your Pass Type ID."
+        )
+    now = datetime.now(UTC)
+    if certificate.not_valid_after_utc < now:
+        raise CredentialsError(
+            f"The pass certificate in PASS_CERTIFICATE expired on "
+            f"{certificate.not_valid_after_utc.date().isoformat()}. Create a new one for "
+            f"{pass_type_identifier} in the Apple Developer portal and export it."
+        )
+    if wwdr.not_valid_after_utc < now:
+        raise CredentialsError(
+            f"The WWDR intermediate in WWDR_CERTIFICATE expired on "
+            f"{wwdr.not_valid_after_utc.date().isoformat()}. Download the current one (G4) "
+            "from https://www.apple.com/certificateauthority/."
+        )
+    try:
+        certificate.verify_directly_issued_by(wwdr)
+    except (ValueError, TypeError, InvalidSignature):
+        raise CredentialsError(
+            "WWDR_CERTIFICATE did not issue the certificate in PASS_CERTIFICATE. Pass Type "
+            "ID certificates made today are issued by the G4 intermediate: download "
+            "AppleWWDRCAG4.cer from https://www.apple.com/certificateauthority/."
+        ) from None
+    return PassCredentials(certificate, key, wwdr, pass_type_identifier, team_identifier)

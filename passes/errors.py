@@ -1,0 +1,102 @@
+"""Expected failures as exceptions with a status, and the JSON error handlers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """A failure the client can act on: answered as JSON with `status`."""
+
+    status = 400
+    error = "bad_request"
+
+    def __init__(self, message: str, *, path: str | None = None, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.details = details
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.error, "message": self.message}
+        if self.path:
+            body["path"] = self.path
+        if self.details is not None:
+            body["details"] = self.details
+        return body
+
+
+class ValidationError(ApiError):
+    status = 400
+    error = "invalid_request"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    error = "unauthorized"
+
+
+class Forbidden(ApiError):
+    status = 403
+    error = "forbidden"
+
+
+class NotFound(ApiError):
+    status = 404
+    error = "not_found"
+
+
+class Conflict(ApiError):
+    status = 409
+    error = "conflict"
+
+
+class Unprocessable(ApiError):
+    status = 422
+    error = "invalid_pass"
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+    error = "unavailable"
+
+
+def _json(body: dict[str, Any], status: int, headers: Any = None) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    if headers:
+        response.headers.extend(headers)
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Every error leaves as JSON; unexpected ones reveal nothing but are logged in full."""
+
+    @app.errorhandler(ApiError)
+    def api_error(error: ApiError) -> Response:
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+        return _json(error.body(), error.status, headers)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        name = (error.name or "error").lower().replace(" ", "_")
+        # Keep headers such as Allow (405) but not the HTML content type.
+        headers = [(k, v) for k, v in error.get_headers() if k.lower() not in {"content-type"}]
+        return _json(
+            {"error": name, "message": error.description or error.name},
+            error.code or 500,
+            headers,
+        )
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception) -> Response:
+        log.exception("unhandled error")
+        return _json(
+            {"error": "internal_error", "message": "Something went wrong on our side."}, 500
+        )

@@ -1,0 +1,70 @@
+"""Turning a set of pass files into a signed .pkpass: manifest, signature, zip."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Mapping
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
+
+from passes.credentials import PassCredentials
+
+PKPASS_MIMETYPE = "application/vnd.apple.pkpass"
+
+# Images are already compressed: deflating them again costs time and saves nothing.
+_STORED_SUFFIXES = (".png",)
+
+
+def sha1_hex(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()  # SHA-1: what Apple specifies for manifest.json
+
+
+def make_manifest(files: Mapping[str, bytes], known: Mapping[str, str] | None = None) -> bytes:
+    """manifest.json: the SHA-1 of every file, reusing digests the caller already knows."""
+    known = known or {}
+    digests = {
+        name: known.get(name) or sha1_hex(content) for name, content in sorted(files.items())
+    }
+    return json.dumps(digests, indent=None, separators=(",", ":")).encode()
+
+
+def sign_manifest(manifest: bytes, credentials: PassCredentials) -> bytes:
+    """A detached PKCS#7 signature in DER over manifest.json, carrying the WWDR certificate.
+
+    cryptography adds the contentType, signingTime and messageDigest attributes that
+    Wallet expects.
+    """
+    return (
+        pkcs7.PKCS7SignatureBuilder()
+        .set_data(manifest)
+        .add_signer(credentials.certificate, credentials.private_key, hashes.SHA256())
+        .add_certificate(credentials.wwdr)
+        .sign(Encoding.DER, [pkcs7.PKCS7Options.DetachedSignature, pkcs7.PKCS7Options.Binary])
+    )
+
+
+def zip_files(files: Mapping[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in files.items():
+            method = zipfile.ZIP_STORED if name.endswith(_STORED_SUFFIXES) else zipfile.ZIP_DEFLATED
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_type = method
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, content)
+    return buffer.getvalue()
+
+
+def sign_package(
+    files: Mapping[str, bytes],
+    credentials: PassCredentials,
+    known_digests: Mapping[str, str] | None = None,
+) -> bytes:
+    """The .pkpass bytes for `files` (pass.json, images, xx.lproj/...)."""
+    manifest = make_manifest(files, known_digests)
+    signature = sign_manifest(manifest, credentials)
+    return zip_files({**files, "manifest.json": manifest, "signature": signature})

@@ -1,0 +1,258 @@
+"""Creating, changing and building passes: the operations the admin API and CLI share.
+
+Every change goes through `_new_version()`, which gives the pass its next update tag and
+Last-Modified time and records the pushes its devices need, all in the caller's
+transaction: committing the change commits the need to push.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.dialects import postgresql, sqlite
+
+from models import (
+    SERIAL_NUMBER_LENGTH,
+    Pass,
+    PassFile,
+    PendingPush,
+    Registration,
+    UpdateCounter,
+    db,
+    utcnow,
+)
+from passes import context
+from passes.building import (
+    Identity,
+    Template,
+    assemble,
+    check_file_name,
+    check_partial_pass,
+    merge_patch,
+)
+from passes.errors import Conflict, NotFound, ValidationError
+from passes.signing import sign_package
+from passes.tokens import authentication_token
+
+# Serial numbers travel in URL paths, so they keep to characters that need no escaping.
+SERIAL_NUMBER = re.compile(rf"[A-Za-z0-9._~:@+=-]{{1,{SERIAL_NUMBER_LENGTH}}}")
+
+
+def dialect_insert(table: Any) -> Any:
+    """An INSERT that knows ON CONFLICT, for the database in use."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def current_update_tag() -> int:
+    return db.session.scalar(sa.select(UpdateCounter.value).where(UpdateCounter.id == 1)) or 0
+
+
+def _next_update_tag() -> int:
+    # Takes the counter row's lock until commit: updates get tags in commit order, and
+    # concurrent changes to one pass queue up here instead of overwriting each other.
+    statement = (
+        sa.update(UpdateCounter)
+        .where(UpdateCounter.id == 1)
+        .values(value=UpdateCounter.value + 1)
+        .returning(UpdateCounter.value)
+    )
+    return db.session.execute(statement).scalar_one()
+
+
+def _new_version(pass_: Pass, tag: int) -> None:
+    now = utcnow()
+    previous = pass_.updated_at
+    if previous is not None:
+        now = max(now, previous)  # a clock stepping back must not make versions go back
+        pass_.shares_second_with_previous = int(now.timestamp()) == int(previous.timestamp())
+    else:
+        pass_.shares_second_with_previous = False
+    pass_.updated_at = now
+    pass_.update_tag = tag
+
+
+def _enqueue_pushes(pass_id: int) -> None:
+    """Every device holding the pass needs one push; an existing pending one is reused."""
+    now = utcnow()
+    devices = sa.select(
+        Registration.device_id,
+        sa.literal(1).label("version"),
+        sa.literal(0).label("attempts"),
+        sa.literal(now, type_=PendingPush.due_at.type).label("due_at"),
+        sa.literal(now, type_=PendingPush.created_at.type).label("created_at"),
+    ).where(Registration.pass_id == pass_id)
+    insert = dialect_insert(PendingPush).from_select(
+        ["device_id", "version", "attempts", "due_at", "created_at"], devices
+    )
+    # A newer version makes a worker that is sending the old one keep the row (see models).
+    insert = insert.on_conflict_do_update(
+        index_elements=[PendingPush.device_id],
+        set_={"version": PendingPush.version + 1, "attempts": 0, "due_at": now},
+    )
+    db.session.execute(insert)
+
+
+def decode_files(files: Any, path: str = "$.files") -> dict[str, bytes | None]:
+    """{"name.png": "<base64>" | null} as sent to the admin API; null removes a file."""
+    if files is None:
+        return {}
+    if not isinstance(files, dict):
+        raise ValidationError("must be an object of file name to base64 content", path=path)
+    decoded: dict[str, bytes | None] = {}
+    for name, content in files.items():
+        check_file_name(name, f"{path}.{name}")
+        if content is None:
+            decoded[name] = None
+            continue
+        if not isinstance(content, str):
+            raise ValidationError("must be a base64 string (or null)", path=f"{path}.{name}")
+        try:
+            decoded[name] = base64.b64decode(content, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValidationError("is not valid base64", path=f"{path}.{name}") from None
+    return decoded
+
+
+def find_pass(pass_type_identifier: str, serial_number: str) -> Pass | None:
+    return db.session.scalar(
+        sa.select(Pass).where(
+            Pass.pass_type_identifier == pass_type_identifier,
+            Pass.serial_number == serial_number,
+        )
+    )
+
+
+def get_pass(pass_type_identifier: str, serial_number: str) -> Pass:
+    found = find_pass(pass_type_identifier, serial_number)
+    if found is None:
+        raise NotFound(f"no pass {pass_type_identifier}/{serial_number}")
+    return found
+
+
+def create_pass(
+    *,
+    template: str | None,
+    data: Any,
+    files: Mapping[str, bytes | None] | None = None,
+    serial_number: str | None = None,
+) -> Pass:
+    """A new pass, built once to prove it can be signed; the caller commits."""
+    credentials = context.credentials()
+    data = check_partial_pass({} if data is None else data)
+    if template is not None and not isinstance(template, str):
+        raise ValidationError("must be a template name", path="$.template")
+    if serial_number is None:
+        serial_number = uuid.uuid4().hex
+    if not isinstance(serial_number, str) or not SERIAL_NUMBER.fullmatch(serial_number):
+        raise ValidationError(
+            f"must be 1 to {SERIAL_NUMBER_LENGTH} characters of A-Z a-z 0-9 . _ ~ : @ + = -",
+            path="$.serialNumber",
+        )
+    if template is not None:
+        context.runtime().templates.get(template)
+    tag = _next_update_tag()
+    if find_pass(credentials.pass_type_identifier, serial_number) is not None:
+        raise Conflict(f"a pass with serial number {serial_number} already exists")
+    pass_ = Pass(
+        pass_type_identifier=credentials.pass_type_identifier,
+        serial_number=serial_number,
+        template=template,
+        data=data,
+    )
+    pass_.files = [PassFile(name=n, content=c) for n, c in (files or {}).items() if c is not None]
+    _new_version(pass_, tag)
+    db.session.add(pass_)
+    build_pkpass(pass_)  # refuse now what could not be signed later
+    db.session.flush()
+    return pass_
+
+
+def update_pass(
+    pass_type_identifier: str,
+    serial_number: str,
+    *,
+    data: Any = None,
+    files: Mapping[str, bytes | None] | None = None,
+) -> Pass:
+    """Merge `data` into the pass, replace `files`, and queue pushes; the caller commits."""
+    patch = check_partial_pass({} if data is None else data)
+    tag = _next_update_tag()  # first: from here on no one else changes this pass
+    pass_ = db.session.scalar(
+        sa.select(Pass)
+        .where(
+            Pass.pass_type_identifier == pass_type_identifier,
+            Pass.serial_number == serial_number,
+        )
+        .execution_options(populate_existing=True)
+    )
+    if pass_ is None:
+        raise NotFound(f"no pass {pass_type_identifier}/{serial_number}")
+    pass_.data = merge_patch(pass_.data, patch)
+    by_name = {f.name: f for f in pass_.files}
+    for name, content in (files or {}).items():
+        if content is None:
+            if name in by_name:
+                pass_.files.remove(by_name[name])
+        elif name in by_name:
+            by_name[name].content = content
+        else:
+            pass_.files.append(PassFile(name=name, content=content))
+    _new_version(pass_, tag)
+    build_pkpass(pass_)
+    _enqueue_pushes(pass_.id)
+    db.session.flush()
+    return pass_
+
+
+def touch_pass(pass_: Pass) -> None:
+    """Count a change made elsewhere (for example a push requested by an admin)."""
+    _new_version(pass_, _next_update_tag())
+    _enqueue_pushes(pass_.id)
+
+
+def _template_of(pass_: Pass) -> Template | None:
+    if pass_.template is None:
+        return None
+    return context.runtime().templates.get(pass_.template)
+
+
+def pass_files(pass_: Pass) -> dict[str, bytes]:
+    """Every file of the pass's package, pass.json included, unsigned."""
+    files, _ = _assemble(pass_)
+    return files
+
+
+def _assemble(pass_: Pass) -> tuple[dict[str, bytes], dict[str, str]]:
+    credentials = context.credentials()
+    identity = Identity(
+        pass_type_identifier=pass_.pass_type_identifier,
+        team_identifier=credentials.team_identifier,
+        serial_number=pass_.serial_number,
+        web_service_url=context.web_service_url(),
+        authentication_token=authentication_token(
+            current_app.config["SECRET_KEY"], pass_.pass_type_identifier, pass_.serial_number
+        ),
+    )
+    own_files = {f.name: f.content for f in pass_.files}
+    return assemble(_template_of(pass_), pass_.data, own_files, identity)
+
+
+def build_pkpass(pass_: Pass) -> bytes:
+    """The signed .pkpass of the pass as it is now."""
+    files, digests = _assemble(pass_)
+    return sign_package(files, context.credentials(), digests)
+
+
+def last_modified(pass_: Pass) -> datetime:
+    """Last-Modified for HTTP: whole seconds."""
+    return pass_.updated_at.replace(microsecond=0)

@@ -1,0 +1,251 @@
+"""Apple's Wallet pass web service: the endpoints iPhones call at the pass's webServiceURL."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.http import http_date, parse_date
+
+from models import (
+    DEVICE_ID_LENGTH,
+    PASS_TYPE_ID_LENGTH,
+    PUSH_TOKEN_LENGTH,
+    SERIAL_NUMBER_LENGTH,
+    Device,
+    DeviceLogEntry,
+    Pass,
+    Registration,
+    db,
+    utcnow,
+)
+from passes import store
+from passes.errors import Unauthorized, ValidationError
+from passes.requests import json_body
+from passes.signing import PKPASS_MIMETYPE
+from passes.tokens import token_matches
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("webservice", __name__)
+
+# Wallet sends small bodies; anything bigger is not Wallet.
+MAX_BODY = 16 * 1024
+MAX_LOG_MESSAGES = 100
+MAX_LOG_MESSAGE_LENGTH = 2000
+KEEP_LOG_ENTRIES = 10_000
+PUSH_TOKEN = re.compile(rf"[0-9A-Fa-f]{{1,{PUSH_TOKEN_LENGTH}}}")
+
+
+@bp.before_request
+def limit_body() -> None:
+    request.max_content_length = MAX_BODY
+
+
+def _check_lengths(**parts: str) -> None:
+    limits = {
+        "deviceLibraryIdentifier": DEVICE_ID_LENGTH,
+        "passTypeIdentifier": PASS_TYPE_ID_LENGTH,
+        "serialNumber": SERIAL_NUMBER_LENGTH,
+    }
+    for name, value in parts.items():
+        if len(value) > limits[name]:
+            raise ValidationError(f"{name} is longer than {limits[name]} characters", path=name)
+
+
+def _authorized_pass(pass_type_identifier: str, serial_number: str) -> Pass:
+    """The pass, if the request carries its token; 401 alike for unknown pass and bad token."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "applepass" or not token.strip():
+        raise Unauthorized("send Authorization: ApplePass <authenticationToken>")
+    # Checking the token before looking the pass up answers unknown passes and wrong
+    # tokens in the same way, so serial numbers cannot be probed.
+    secret = current_app.config["SECRET_KEY"]
+    if not token_matches(secret, pass_type_identifier, serial_number, token.strip()):
+        raise Unauthorized("the authentication token does not match this pass")
+    found = store.find_pass(pass_type_identifier, serial_number)
+    if found is None:
+        raise Unauthorized("the authentication token does not match this pass")
+    return found
+
+
+REGISTRATION = "/v1/devices/<device_id>/registrations/<pass_type_id>/<serial_number>"
+
+
+@bp.post(REGISTRATION)
+def register(device_id: str, pass_type_id: str, serial_number: str) -> tuple[Response, int]:
+    _check_lengths(
+        deviceLibraryIdentifier=device_id,
+        passTypeIdentifier=pass_type_id,
+        serialNumber=serial_number,
+    )
+    pass_ = _authorized_pass(pass_type_id, serial_number)
+    body = json_body()
+    push_token = body.get("pushToken")
+    if not isinstance(push_token, str) or not PUSH_TOKEN.fullmatch(push_token):
+        raise ValidationError(
+            f"pushToken must be a hex string of at most {PUSH_TOKEN_LENGTH} characters",
+            path="$.pushToken",
+        )
+    now = utcnow()
+    device_upsert = store.dialect_insert(Device).values(
+        device_library_identifier=device_id, push_token=push_token, created_at=now, updated_at=now
+    )
+    # A device re-registering after a restore comes with a new push token: keep the newest.
+    device_upsert = device_upsert.on_conflict_do_update(
+        index_elements=[Device.device_library_identifier],
+        set_={"push_token": push_token, "updated_at": now},
+    ).returning(Device.id)
+    device_pk = db.session.execute(device_upsert).scalar_one()
+    registration = (
+        store.dialect_insert(Registration)
+        .values(device_id=device_pk, pass_id=pass_.id, created_at=now)
+        .on_conflict_do_nothing(index_elements=["device_id", "pass_id"])
+        .returning(Registration.id)
+    )
+    created = db.session.execute(registration).scalar_one_or_none() is not None
+    db.session.commit()
+    log.info("device registered for a pass (new=%s)", created)
+    return jsonify({}), 201 if created else 200
+
+
+@bp.get("/v1/devices/<device_id>/registrations/<pass_type_id>")
+def updated_serials(device_id: str, pass_type_id: str) -> Response | tuple[str, int]:
+    """The serial numbers of this device's passes changed since the tag it holds."""
+    if len(device_id) > DEVICE_ID_LENGTH or len(pass_type_id) > PASS_TYPE_ID_LENGTH:
+        raise ValidationError("path part too long")
+    # Read the counter before the passes: whatever commits in between is reported now
+    # and, having a greater tag, again next time; nothing can fall between the two.
+    last_updated = store.current_update_tag()
+    since = _parse_tag(request.args.get("passesUpdatedSince"), last_updated)
+    query = (
+        sa.select(Pass.serial_number)
+        .join(Registration, Registration.pass_id == Pass.id)
+        .join(Device, Device.id == Registration.device_id)
+        .where(Device.device_library_identifier == device_id)
+        .where(Pass.pass_type_identifier == pass_type_id)
+        .order_by(Pass.serial_number)
+    )
+    if since is not None:
+        query = query.where(Pass.update_tag > since)
+    serials = list(db.session.scalars(query))
+    if not serials:
+        return "", 204
+    return jsonify({"serialNumbers": serials, "lastUpdated": str(last_updated)})
+
+
+def _parse_tag(value: str | None, last_updated: int) -> int | None:
+    """The tag a device sent, or None to report every pass.
+
+    A tag we could not have issued (not a number, or beyond our counter, as when passes
+    moved here from another server that used timestamps) is answered with every pass:
+    an extra download is harmless, a pass that never updates again is not.
+    """
+    if value is None or not value.isdigit() or len(value) > 19:
+        return None
+    tag = int(value)
+    return tag if tag <= last_updated else None
+
+
+@bp.route("/v1/passes/<pass_type_id>/<serial_number>", methods=["GET", "HEAD"])
+def latest_pass(pass_type_id: str, serial_number: str) -> Response:
+    _check_lengths(passTypeIdentifier=pass_type_id, serialNumber=serial_number)
+    pass_ = _authorized_pass(pass_type_id, serial_number)
+    last_modified = store.last_modified(pass_)
+    if _device_has_current(pass_, last_modified):
+        response = Response(status=304)
+    else:
+        response = Response(store.build_pkpass(pass_), mimetype=PKPASS_MIMETYPE)
+    response.headers["Last-Modified"] = http_date(last_modified)
+    # Wallet asks again after every push; nothing in between may serve an old copy.
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+def _device_has_current(pass_: Pass, last_modified: datetime) -> bool:
+    since = parse_date(request.headers.get("If-Modified-Since"))
+    if since is None or pass_.shares_second_with_previous:
+        # Two versions within one second have the same HTTP date: the device may hold
+        # the older one, so it gets the pass again.
+        return False
+    return since.astimezone(UTC) >= last_modified
+
+
+@bp.delete(REGISTRATION)
+def unregister(device_id: str, pass_type_id: str, serial_number: str) -> Response:
+    _check_lengths(
+        deviceLibraryIdentifier=device_id,
+        passTypeIdentifier=pass_type_id,
+        serialNumber=serial_number,
+    )
+    pass_ = _authorized_pass(pass_type_id, serial_number)
+    device = db.session.scalar(
+        sa.select(Device).where(Device.device_library_identifier == device_id)
+    )
+    if device is not None:
+        db.session.execute(
+            sa.delete(Registration).where(
+                Registration.device_id == device.id, Registration.pass_id == pass_.id
+            )
+        )
+        remaining = db.session.scalar(
+            sa.select(sa.func.count()).where(Registration.device_id == device.id)
+        )
+        if not remaining:
+            db.session.delete(device)  # its pending pushes go with it
+        db.session.commit()
+    return jsonify({})
+
+
+@bp.post("/v1/log")
+def device_log() -> Response:
+    body = json_body()
+    logs = body.get("logs")
+    if not isinstance(logs, list) or not all(isinstance(entry, str) for entry in logs):
+        raise ValidationError("logs must be a list of strings", path="$.logs")
+    if len(logs) > MAX_LOG_MESSAGES:
+        raise ValidationError(f"at most {MAX_LOG_MESSAGES} messages per request", path="$.logs")
+    now = utcnow()
+    entries = [
+        {"message": message[:MAX_LOG_MESSAGE_LENGTH], "created_at": now}
+        for message in logs
+        if message
+    ]
+    if entries:
+        db.session.execute(sa.insert(DeviceLogEntry), entries)
+        _prune_log()
+        db.session.commit()
+        for entry in entries:
+            # Wallet's messages can quote URLs but never carry our secrets; keep them short.
+            log.info("wallet log: %s", entry["message"][:300])
+    return jsonify({})
+
+
+def _prune_log() -> None:
+    newest = db.session.scalar(sa.select(sa.func.max(DeviceLogEntry.id))) or 0
+    db.session.execute(
+        sa.delete(DeviceLogEntry).where(DeviceLogEntry.id <= newest - KEEP_LOG_ENTRIES)
+    )
+
+
+class CollapseSlashes:
+    """WSGI middleware: a webServiceURL ending in "/" makes devices call "//v1/...".
+
+    Werkzeug would answer such paths with a redirect; Apple documents nothing about
+    Wallet following redirects on POST and DELETE, so serve them as if written once.
+    """
+
+    def __init__(self, wsgi_app: Callable[..., Any]) -> None:
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if "//" in path:
+            environ["PATH_INFO"] = re.sub("/{2,}", "/", path)
+        return self.wsgi_app(environ, start_response)

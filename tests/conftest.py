@@ -1,0 +1,127 @@
+"""Fixtures: a fake Apple chain, the app on SQLite or PostgreSQL, clients and runners.
+
+Set TEST_DATABASE_URL to run the whole suite against PostgreSQL (CI does both).
+Tests commit for real (several of them use threads), so every table is emptied after
+each test instead of rolling back an outer transaction.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from flask_migrate import upgrade
+
+from app import create_app, database_url
+from models import db
+from tests.apple_chain import FakeAppleChain, make_chain
+
+SECRET_KEY = "test-secret-key-that-is-long-enough"
+ADMIN_TOKEN = "test-admin-token"
+PUBLIC_URL = "https://passes.example.test"
+P12_PASSWORD = "p12-password"
+
+
+@pytest.fixture(scope="session")
+def chain() -> FakeAppleChain:
+    return make_chain()
+
+
+@pytest.fixture(scope="session")
+def chain_files(chain: FakeAppleChain, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return chain.write(tmp_path_factory.mktemp("chain"), password=P12_PASSWORD.encode())
+
+
+@pytest.fixture(scope="session")
+def database_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return database_url(url, "")
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def base_config(chain_files: dict[str, Path], database_uri: str) -> dict[str, Any]:
+    return {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_uri,
+        "SECRET_KEY": SECRET_KEY,
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        "PUBLIC_URL": PUBLIC_URL,
+        "PASS_CERTIFICATE": str(chain_files["pass_p12"]),
+        "PASS_CERTIFICATE_PASSWORD": P12_PASSWORD,
+        "WWDR_CERTIFICATE": str(chain_files["wwdr"]),
+        "PUSH_MODE": "off",
+    }
+
+
+@pytest.fixture(scope="session")
+def make_app(base_config: dict[str, Any]) -> Callable[..., Flask]:
+    """Another app on the same database, with some settings changed."""
+
+    def make(**overrides: Any) -> Flask:
+        return create_app({**base_config, **overrides})
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def app(make_app: Callable[..., Flask]) -> Flask:
+    app = make_app()
+    with app.app_context():
+        upgrade()  # the schema comes from the migrations, so they are tested too
+    return app
+
+
+@pytest.fixture(autouse=True)
+def _empty_tables(app: Flask) -> Iterator[None]:
+    yield
+    with app.app_context():
+        db.session.rollback()
+        for table in reversed(db.metadata.sorted_tables):
+            if table.name != "update_counter":
+                db.session.execute(sa.delete(table))
+        db.session.commit()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+class Admin:
+    """The admin API with the bearer token filled in."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+    def post(self, url: str, **kwargs: Any) -> Any:
+        return self.client.post(url, headers=self.headers, **kwargs)
+
+    def patch(self, url: str, **kwargs: Any) -> Any:
+        return self.client.patch(url, headers=self.headers, **kwargs)
+
+    def get(self, url: str, **kwargs: Any) -> Any:
+        return self.client.get(url, headers=self.headers, **kwargs)
+
+    def create_pass(self, **body: Any) -> dict[str, Any]:
+        response = self.post("/api/passes", json={"template": "storecard", **body})
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+
+@pytest.fixture
+def admin(client: FlaskClient) -> Admin:
+    return Admin(client)

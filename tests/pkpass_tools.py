@@ -1,0 +1,51 @@
+"""Reading .pkpass files in tests, and checking their signatures with the real openssl."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import Any
+
+
+def unzip(pkpass: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(pkpass)) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def pass_json(pkpass: bytes) -> dict[str, Any]:
+    return json.loads(unzip(pkpass)["pass.json"])
+
+
+def openssl_verify(
+    files: dict[str, bytes], root: Path, folder: Path
+) -> subprocess.CompletedProcess[str]:
+    """`openssl smime -verify` of the signature over manifest.json, as Apple documents."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "manifest.json").write_bytes(files["manifest.json"])
+    (folder / "signature").write_bytes(files["signature"])
+    return subprocess.run(
+        [
+            "openssl",
+            "smime",
+            "-verify",
+            "-inform",
+            "DER",
+            "-binary",
+            "-content",
+            str(folder / "manifest.json"),
+            "-in",
+            str(folder / "signature"),
+            "-CAfile",
+            str(root),
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
