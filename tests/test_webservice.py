@@ -52,9 +52,7 @@ def test_pass_walks_the_whole_protocol(
     created = admin.create_pass(serialNumber="walk-1", **{"pass": {"logoText": "Walk"}})
 
     # The device downloads the pass (from the admin link, a mail, a web page) ...
-    downloaded = admin.get(
-        f"/api/passes/{created['passTypeIdentifier']}/walk-1/pkpass"
-    ).data
+    downloaded = admin.get(f"/api/passes/{created['passTypeIdentifier']}/walk-1/pkpass").data
     inside = pass_json(downloaded)
     assert inside["webServiceURL"] == "https://passes.example.test/wallet"
     token = inside["authenticationToken"]
@@ -69,7 +67,10 @@ def test_pass_walks_the_whole_protocol(
     assert listed.get_json()["serialNumbers"] == ["walk-1"]
     tag = listed.get_json()["lastUpdated"]
     assert isinstance(tag, str)
-    assert client.get(serials_url(created), query_string={"passesUpdatedSince": tag}).status_code == 204
+    assert (
+        client.get(serials_url(created), query_string={"passesUpdatedSince": tag}).status_code
+        == 204
+    )
 
     # ... fetches the pass: signed, and verified by openssl against the fake root.
     fetched = client.get(pass_url(created), headers=headers)
@@ -86,7 +87,13 @@ def test_pass_walks_the_whole_protocol(
     # The business changes the pass.
     patched = admin.patch(
         f"/api/passes/{created['passTypeIdentifier']}/walk-1",
-        json={"pass": {"storeCard": {"secondaryFields": [{"key": "member", "label": "MEMBER", "value": "Ada"}]}}},
+        json={
+            "pass": {
+                "storeCard": {
+                    "secondaryFields": [{"key": "member", "label": "MEMBER", "value": "Ada"}]
+                }
+            }
+        },
     )
     assert patched.status_code == 200
     assert int(patched.get_json()["updateTag"]) > int(created["updateTag"])
@@ -141,7 +148,9 @@ def test_register_without_the_right_token_is_401_and_stores_nothing(
     app: Flask, client: FlaskClient, admin: Admin, headers: dict[str, str]
 ) -> None:
     created = admin.create_pass()
-    response = client.post(registration_url(created), headers=headers, json={"pushToken": PUSH_TOKEN})
+    response = client.post(
+        registration_url(created), headers=headers, json={"pushToken": PUSH_TOKEN}
+    )
     assert response.status_code == 401
     assert response.get_json()["error"] == "unauthorized"
     with app.app_context():
@@ -152,7 +161,9 @@ def test_unknown_pass_and_wrong_token_answer_alike(client: FlaskClient, admin: A
     created = admin.create_pass()
     unknown = {**created, "serialNumber": "no-such-pass"}
     # A valid-looking token for a pass that does not exist.
-    unknown_answer = client.post(registration_url(unknown), headers=auth(unknown), json={"pushToken": PUSH_TOKEN})
+    unknown_answer = client.post(
+        registration_url(unknown), headers=auth(unknown), json={"pushToken": PUSH_TOKEN}
+    )
     wrong_answer = client.post(
         registration_url(created), headers=auth(unknown), json={"pushToken": PUSH_TOKEN}
     )
@@ -162,7 +173,14 @@ def test_unknown_pass_and_wrong_token_answer_alike(client: FlaskClient, admin: A
 
 @pytest.mark.parametrize(
     "body",
-    [b"{not json", b"[]", b'{"pushToken": 5}', b'{"pushToken": "not hex!"}', b"{}", b'{"pushToken": "' + b"a" * 300 + b'"}'],
+    [
+        b"{not json",
+        b"[]",
+        b'{"pushToken": 5}',
+        b'{"pushToken": "not hex!"}',
+        b"{}",
+        b'{"pushToken": "' + b"a" * 300 + b'"}',
+    ],
 )
 def test_register_with_a_bad_body_is_400_and_stores_nothing(
     app: Flask, client: FlaskClient, admin: Admin, body: bytes
@@ -192,7 +210,10 @@ def test_oversize_body_is_413(client: FlaskClient, admin: Admin) -> None:
 def test_over_long_path_parts_are_400(client: FlaskClient, admin: Admin) -> None:
     created = admin.create_pass()
     too_long = registration_url(created, device="d" * 500)
-    assert client.post(too_long, headers=auth(created), json={"pushToken": PUSH_TOKEN}).status_code == 400
+    assert (
+        client.post(too_long, headers=auth(created), json={"pushToken": PUSH_TOKEN}).status_code
+        == 400
+    )
     long_serial = {**created, "serialNumber": "s" * 500}
     assert client.get(pass_url(long_serial), headers=auth(long_serial)).status_code == 400
     assert client.get(serials_url(created, device="d" * 500)).status_code == 400
@@ -215,8 +236,13 @@ def test_serial_list_reports_exactly_the_passes_changed_since_the_tag(
         register(client, pass_)
     tag = client.get(serials_url(passes[0])).get_json()["lastUpdated"]
     for serial in ("p0", "p2"):
-        admin.patch(f"/api/passes/{passes[0]['passTypeIdentifier']}/{serial}", json={"pass": {"logoText": serial}})
-    changed = client.get(serials_url(passes[0]), query_string={"passesUpdatedSince": tag}).get_json()
+        admin.patch(
+            f"/api/passes/{passes[0]['passTypeIdentifier']}/{serial}",
+            json={"pass": {"logoText": serial}},
+        )
+    changed = client.get(
+        serials_url(passes[0]), query_string={"passesUpdatedSince": tag}
+    ).get_json()
     assert changed["serialNumbers"] == ["p0", "p2"]
 
 
@@ -302,12 +328,20 @@ def test_unregister_the_last_pass_forgets_the_device(
 def test_web_service_url_with_a_trailing_slash_is_served(client: FlaskClient, admin: Admin) -> None:
     created = admin.create_pass()
     url = registration_url(created).replace("/wallet/v1", "/wallet//v1")
-    assert client.post(url, headers=auth(created), json={"pushToken": PUSH_TOKEN}).status_code == 201
-    assert client.get(pass_url(created).replace("/wallet/v1", "/wallet//v1"), headers=auth(created)).status_code == 200
+    assert (
+        client.post(url, headers=auth(created), json={"pushToken": PUSH_TOKEN}).status_code == 201
+    )
+    assert (
+        client.get(
+            pass_url(created).replace("/wallet/v1", "/wallet//v1"), headers=auth(created)
+        ).status_code
+        == 200
+    )
 
 
 @pytest.mark.parametrize(
-    "body", [b"nope", b'{"logs": "one"}', b'{"logs": [1, 2]}', b'{"logs": ' + b'["x"],' * 0 + b'["m"]}']
+    "body",
+    [b"nope", b'{"logs": "one"}', b'{"logs": [1, 2]}', b'{"logs": ' + b'["x"],' * 0 + b'["m"]}'],
 )
 def test_log_rejects_malformed_bodies(client: FlaskClient, body: bytes) -> None:
     response = client.post(f"{BASE}/log", data=body, content_type="application/json")

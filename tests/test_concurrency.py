@@ -1,0 +1,116 @@
+"""Many requests at once: no 5xx, no duplicates, no lost updates (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from flask import Flask
+
+from models import Device, Registration, db
+from tests.conftest import Admin
+from tests.test_webservice import PUSH_TOKEN, auth, registration_url, serials_url
+
+THREADS = 20
+
+
+def run_together(count: int, action: Callable[[int], Any]) -> list[Any]:
+    """Run `action` in `count` threads released at the same moment."""
+    start = threading.Barrier(count)
+
+    def run(index: int) -> Any:
+        start.wait(timeout=30)
+        return action(index)
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def test_twenty_devices_registering_at_once_get_one_201_and_one_row(
+    app: Flask, admin: Admin
+) -> None:
+    created = admin.create_pass()
+
+    def register(_: int) -> int:
+        response = app.test_client().post(
+            registration_url(created), headers=auth(created), json={"pushToken": PUSH_TOKEN}
+        )
+        return response.status_code
+
+    statuses = Counter(run_together(THREADS, register))
+    assert statuses == {201: 1, 200: THREADS - 1}
+    with app.app_context():
+        assert db.session.query(Registration).count() == 1
+        assert db.session.query(Device).count() == 1
+
+
+def test_concurrent_updates_are_all_reported_and_none_is_lost(app: Flask, admin: Admin) -> None:
+    """A device polling while updates commit never misses one (tags follow commit order)."""
+    serials = [f"c{i}" for i in range(THREADS)]
+    passes = [admin.create_pass(serialNumber=serial) for serial in serials]
+    client = app.test_client()
+    for pass_ in passes:
+        assert client.post(
+            registration_url(pass_), headers=auth(pass_), json={"pushToken": PUSH_TOKEN}
+        ).status_code in (200, 201)
+    tag = client.get(serials_url(passes[0])).get_json()["lastUpdated"]
+    seen: set[str] = set()
+    stop = threading.Event()
+
+    def poll() -> None:
+        # The device's view: follow lastUpdated like Wallet does, collecting what it hears.
+        nonlocal tag
+        poller = app.test_client()
+        while not stop.is_set():
+            answer = poller.get(serials_url(passes[0]), query_string={"passesUpdatedSince": tag})
+            assert answer.status_code in (200, 204)
+            if answer.status_code == 200:
+                seen.update(answer.get_json()["serialNumbers"])
+                tag = answer.get_json()["lastUpdated"]
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+
+    def update(index: int) -> int:
+        url = f"/api/passes/{passes[index]['passTypeIdentifier']}/{serials[index]}"
+        response = app.test_client().patch(
+            url, headers=admin.headers, json={"pass": {"logoText": f"v{index}"}}
+        )
+        return response.status_code
+
+    try:
+        statuses = run_together(THREADS, update)
+    finally:
+        stop.set()
+        poller.join(timeout=30)
+    assert statuses == [200] * THREADS
+    # One last poll picks up whatever committed after the poller's final request.
+    final = client.get(serials_url(passes[0]), query_string={"passesUpdatedSince": tag})
+    if final.status_code == 200:
+        seen.update(final.get_json()["serialNumbers"])
+    assert seen == set(serials)
+    tags = [
+        int(
+            admin.get(f"/api/passes/{p['passTypeIdentifier']}/{p['serialNumber']}").get_json()[
+                "updateTag"
+            ]
+        )
+        for p in passes
+    ]
+    assert len(set(tags)) == THREADS  # every update has its own tag
+
+
+def test_concurrent_patches_to_one_pass_keep_every_change(app: Flask, admin: Admin) -> None:
+    created = admin.create_pass()
+    url = f"/api/passes/{created['passTypeIdentifier']}/{created['serialNumber']}"
+
+    def patch(index: int) -> int:
+        body = {"pass": {"userInfo": {f"k{index}": index}}}
+        return app.test_client().patch(url, headers=admin.headers, json=body).status_code
+
+    assert run_together(10, patch) == [200] * 10
+    user_info = admin.get(url).get_json()["pass"]["userInfo"]
+    assert user_info == {f"k{i}": i for i in range(10)}
