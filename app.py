@@ -13,7 +13,7 @@ from flask import Flask
 from flask_migrate import Migrate
 
 from models import db
-from passes import admin, cli, context, webservice
+from passes import admin, cli, context, pushing, webservice
 from passes.building import TemplateStore
 from passes.credentials import CredentialsError, load_credentials
 from passes.errors import register_error_handlers
@@ -72,6 +72,15 @@ def config_from_environment(instance_path: str) -> dict[str, Any]:
         # Admin uploads carry base64 images; device bodies have their own, smaller limit.
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 5 * 1024 * 1024)),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        "APNS_URL": env.get("APNS_URL", "https://api.push.apple.com"),
+        "APNS_CA_FILE": env.get("APNS_CA_FILE"),
+        "APNS_MAX_STREAMS": int(env.get("APNS_MAX_STREAMS", 1000)),
+        "APNS_MAX_CONNECTIONS": int(env.get("APNS_MAX_CONNECTIONS", 4)),
+        # inline: push from the web process right after a change (no worker needed);
+        # worker: leave it to `flask passes worker`; off: only record pending pushes.
+        "PUSH_MODE": env.get("PUSH_MODE") or None,
+        "PUSH_BATCH_SIZE": int(env.get("PUSH_BATCH_SIZE", 5000)),
+        "PUSH_POLL_SECONDS": float(env.get("PUSH_POLL_SECONDS", 0.5)),
     }
 
 
@@ -88,6 +97,16 @@ def _check(config: dict[str, Any]) -> None:
             "PUBLIC_URL is not set. Devices reach the service at this https origin (for "
             "example https://passes.example.com); set PUBLIC_URL, or APP_ENV=development."
         )
+
+
+def _push_mode(config: dict[str, Any]) -> str:
+    """Inline on SQLite (the no-setup default runs no worker), a worker otherwise."""
+    mode = config.get("PUSH_MODE")
+    if mode is None:
+        mode = "inline" if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite") else "worker"
+    if mode not in {"inline", "worker", "off"}:
+        raise ConfigError(f"PUSH_MODE is {mode!r}; use inline, worker or off.")
+    return mode
 
 
 def _configure_logging(level: str) -> None:
@@ -108,6 +127,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _configure_logging(app.config["LOG_LEVEL"])
     try:
         _check(app.config)
+        push_mode = _push_mode(app.config)
         credentials = load_credentials(app.config)
     except (ConfigError, CredentialsError) as error:
         # One readable paragraph, not a traceback. Exit status 3 is gunicorn's "worker
@@ -129,10 +149,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(HERE / "migrations"))
-    app.extensions["pass_server"] = context.Runtime(
+    runtime = context.Runtime(
         credentials=credentials,
         templates=TemplateStore(Path(app.config["PASS_TEMPLATES_DIR"])),
     )
+    app.extensions["pass_server"] = runtime
+    if push_mode == "inline":
+        runtime.after_change = pushing.InlinePusher(app)
     app.url_map.merge_slashes = False  # CollapseSlashes handles "//" without a redirect
     app.wsgi_app = webservice.CollapseSlashes(app.wsgi_app)  # type: ignore[method-assign]
     app.register_blueprint(webservice.bp, url_prefix=WEB_SERVICE_PATH)

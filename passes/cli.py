@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app
 
 from models import Pass, db
-from passes import context, store
+from passes import context, pushing, store
 from passes.errors import ApiError
 
 bp = Blueprint("passes", __name__, cli_group="passes")
@@ -139,3 +140,55 @@ def list_command(limit: int) -> None:
             f"{p.pass_type_identifier}\t{p.serial_number}\t{p.template or '-'}\t"
             f"{p.updated_at.isoformat(timespec='seconds')}"
         )
+
+
+@bp.cli.command("push")
+@click.argument("pass_type_id", required=False)
+@click.argument("serial", required=False)
+@click.option("--all", "everything", is_flag=True, help="every registered device")
+def push_command(pass_type_id: str | None, serial: str | None, everything: bool) -> None:
+    """Tell the devices holding a pass (or every pass, with --all) to fetch it now.
+
+    Wallet only downloads passes whose update tag moved, so pushing counts as an update:
+    the passes get a new tag and Last-Modified, and their devices are queued and pushed.
+    """
+    if everything == bool(serial):
+        raise click.UsageError("give PASS_TYPE_ID SERIAL, or --all [PASS_TYPE_ID]")
+    try:
+        if everything:
+            touched = store.touch_all(pass_type_id)
+        else:
+            store.touch_pass(store.get_pass(_pass_type(pass_type_id), serial or ""))
+            touched = 1
+        db.session.commit()
+        pending = pushing.pending_count()
+        click.echo(f"{touched} passes marked changed; {pending} devices to push")
+        with click.progressbar(length=pending, label="pushing") as bar:
+            summary = pushing.drain_now(progress=bar.update)
+    except ApiError as error:
+        _fail(error)
+    click.echo(summary.line())
+    if summary.certificate_rejected:
+        sys.exit(1)
+
+
+@bp.cli.command("worker")
+@click.option("--once", is_flag=True, help="send what is pending, then exit")
+def worker_command(once: bool) -> None:
+    """Send pending pushes as they appear (run one or more, on any machines)."""
+    context.credentials()  # fail now, readably, when nothing could be pushed
+    if once:
+        click.echo(pushing.drain_now().line())
+        return
+    click.echo("worker started; Ctrl-C to stop")
+    try:
+        summary = asyncio.run(
+            pushing.work_forever(
+                current_app._get_current_object(),  # type: ignore[attr-defined]
+                poll_seconds=current_app.config["PUSH_POLL_SECONDS"],
+            )
+        )
+    except KeyboardInterrupt:
+        click.echo("worker stopped")
+        return
+    click.echo(summary.line())

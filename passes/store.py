@@ -83,14 +83,20 @@ def _new_version(pass_: Pass, tag: int) -> None:
 
 def _enqueue_pushes(pass_id: int) -> None:
     """Every device holding the pass needs one push; an existing pending one is reused."""
-    now = utcnow()
+    _enqueue_for(Registration.pass_id == pass_id, utcnow())
+
+
+def _enqueue_for(registrations: Any, now: datetime) -> None:
     devices = sa.select(
         Registration.device_id,
         sa.literal(1).label("version"),
         sa.literal(0).label("attempts"),
         sa.literal(now, type_=PendingPush.due_at.type).label("due_at"),
         sa.literal(now, type_=PendingPush.created_at.type).label("created_at"),
-    ).where(Registration.pass_id == pass_id)
+    ).where(registrations)
+    # DISTINCT: a device holding several of the passes must appear once, as PostgreSQL's
+    # ON CONFLICT cannot update one row twice in a statement.
+    devices = devices.distinct()
     insert = dialect_insert(PendingPush).from_select(
         ["device_id", "version", "attempts", "due_at", "created_at"], devices
     )
@@ -256,3 +262,20 @@ def build_pkpass(pass_: Pass) -> bytes:
 def last_modified(pass_: Pass) -> datetime:
     """Last-Modified for HTTP: whole seconds."""
     return pass_.updated_at.replace(microsecond=0)
+
+
+def touch_all(pass_type_identifier: str | None = None) -> int:
+    """Mark every pass with devices (of one type, or all) changed; returns how many."""
+    tag = _next_update_tag()
+    now = utcnow()
+    with_devices = sa.select(Registration.pass_id).distinct()
+    query = sa.update(Pass).where(Pass.id.in_(with_devices))
+    if pass_type_identifier:
+        query = query.where(Pass.pass_type_identifier == pass_type_identifier)
+    # The previous version may share this second; treat them all as such (see models).
+    touched = db.session.execute(
+        query.values(update_tag=tag, updated_at=now, shares_second_with_previous=True)
+    ).rowcount
+    pass_ids = sa.select(Pass.id).where(Pass.update_tag == tag)
+    _enqueue_for(Registration.pass_id.in_(pass_ids), now)
+    return touched

@@ -15,7 +15,6 @@ from werkzeug.http import http_date, parse_date
 from models import (
     DEVICE_ID_LENGTH,
     PASS_TYPE_ID_LENGTH,
-    PUSH_TOKEN_LENGTH,
     SERIAL_NUMBER_LENGTH,
     Device,
     DeviceLogEntry,
@@ -25,6 +24,7 @@ from models import (
     utcnow,
 )
 from passes import store
+from passes.apns import is_valid_token
 from passes.errors import Unauthorized, ValidationError
 from passes.requests import json_body
 from passes.signing import PKPASS_MIMETYPE
@@ -39,7 +39,6 @@ MAX_BODY = 16 * 1024
 MAX_LOG_MESSAGES = 100
 MAX_LOG_MESSAGE_LENGTH = 2000
 KEEP_LOG_ENTRIES = 10_000
-PUSH_TOKEN = re.compile(rf"[0-9A-Fa-f]{{1,{PUSH_TOKEN_LENGTH}}}")
 
 
 @bp.before_request
@@ -88,9 +87,9 @@ def register(device_id: str, pass_type_id: str, serial_number: str) -> tuple[Res
     pass_ = _authorized_pass(pass_type_id, serial_number)
     body = json_body()
     push_token = body.get("pushToken")
-    if not isinstance(push_token, str) or not PUSH_TOKEN.fullmatch(push_token):
+    if not isinstance(push_token, str) or not is_valid_token(push_token):
         raise ValidationError(
-            f"pushToken must be a hex string of at most {PUSH_TOKEN_LENGTH} characters",
+            "pushToken must be an APNs device token: 16 to 200 hex characters",
             path="$.pushToken",
         )
     now = utcnow()

@@ -1,0 +1,313 @@
+"""Draining the push queue: claim pending devices, push them over APNs, record outcomes.
+
+Pass changes write `pending_pushes` rows in their own transaction (passes/store.py), so a
+crash after commit loses nothing. Draining happens in three short transactions per batch:
+claim (a lease, taken with SKIP LOCKED on PostgreSQL so workers on several machines never
+take the same rows), send (no transaction open), finish (delete what was sent, drop dead
+tokens, reschedule the rest). A worker that dies mid-batch leaves leases that expire, and
+the next worker sends those devices again: at least once, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+
+from models import Device, PendingPush, PushOutcomeCount, db, utcnow
+from passes import context
+from passes.apns import ApnsClient, ApnsSettings, CertificateRejected, Outcome, PushResult
+from passes.store import dialect_insert
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=5)
+# Pushes that could not be delivered now (429/5xx after the sender's own retries) wait
+# longer each time, up to an hour, and are never dropped.
+RETRY_BASE = timedelta(seconds=30)
+RETRY_CAP = timedelta(hours=1)
+
+
+@dataclass
+class PushSummary:
+    """What a drain did, for the CLI's last line and the logs."""
+
+    sent: int = 0
+    removed: int = 0
+    retry_later: int = 0
+    failed: int = 0
+    certificate_rejected: str | None = None
+
+    def add(self, other: PushSummary) -> None:
+        self.sent += other.sent
+        self.removed += other.removed
+        self.retry_later += other.retry_later
+        self.failed += other.failed
+        self.certificate_rejected = other.certificate_rejected or self.certificate_rejected
+
+    @property
+    def total(self) -> int:
+        return self.sent + self.removed + self.retry_later + self.failed
+
+    def line(self) -> str:
+        text = (
+            f"sent {self.sent}, tokens removed {self.removed}, "
+            f"failed {self.failed}, left pending {self.retry_later}"
+        )
+        if self.certificate_rejected:
+            text += f"; STOPPED: APNs rejected the certificate ({self.certificate_rejected})"
+        return text
+
+
+@dataclass
+class _Claimed:
+    """One batch: the version of each claimed row and the devices behind each token."""
+
+    versions: dict[int, int] = field(default_factory=dict)
+    devices_by_token: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+
+
+def apns_settings() -> ApnsSettings:
+    credentials = context.credentials()
+    config = current_app.config
+    return ApnsSettings(
+        topic=credentials.pass_type_identifier,
+        cert_pem=credentials.certificate_pem(),
+        key_pem=credentials.private_key_pem(),
+        url=config["APNS_URL"],
+        ca_file=config.get("APNS_CA_FILE") or None,
+        max_streams=config["APNS_MAX_STREAMS"],
+        max_connections=config["APNS_MAX_CONNECTIONS"],
+    )
+
+
+def pending_count() -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(PendingPush)) or 0
+
+
+def _claim(limit: int) -> _Claimed:
+    now = utcnow()
+    available = (
+        sa.select(PendingPush.device_id)
+        .where(PendingPush.due_at <= now)
+        .where(sa.or_(PendingPush.claimed_until.is_(None), PendingPush.claimed_until < now))
+        .order_by(PendingPush.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers anyway
+    )
+    rows = db.session.execute(
+        sa.update(PendingPush)
+        .where(PendingPush.device_id.in_(available))
+        .values(claimed_until=now + LEASE)
+        .returning(PendingPush.device_id, PendingPush.version)
+    ).all()
+    claimed = _Claimed(versions=dict(rows))
+    if rows:
+        tokens = db.session.execute(
+            sa.select(Device.id, Device.push_token).where(Device.id.in_(claimed.versions))
+        )
+        for device_id, token in tokens:
+            claimed.devices_by_token[token].append(device_id)
+    db.session.commit()
+    return claimed
+
+
+def _retry_at(attempts: int, now: datetime) -> datetime:
+    delay = min(RETRY_CAP, RETRY_BASE * 2 ** min(attempts, 10))
+    return now + delay * random.uniform(0.5, 1.0)
+
+
+def _finish(claimed: _Claimed, results: list[PushResult]) -> PushSummary:
+    summary = PushSummary()
+    done: list[tuple[int, int]] = []
+    dead: list[int] = []
+    later: list[int] = []
+    for result in results:
+        devices = claimed.devices_by_token.get(result.token, [])
+        if result.outcome in (Outcome.SENT, Outcome.FAILED):
+            # FAILED is a refusal that retrying cannot fix (the sender logged the reason).
+            done += [(device, claimed.versions[device]) for device in devices]
+            if result.outcome is Outcome.SENT:
+                summary.sent += len(devices)
+            else:
+                summary.failed += len(devices)
+        elif result.outcome is Outcome.DEAD_TOKEN:
+            dead += devices
+            summary.removed += len(devices)
+        else:
+            later += devices
+            summary.retry_later += len(devices)
+    now = utcnow()
+    if done:
+        # Only the version we pushed: a row that a newer update bumped meanwhile stays.
+        db.session.execute(
+            sa.delete(PendingPush).where(
+                sa.tuple_(PendingPush.device_id, PendingPush.version).in_(done)
+            )
+        )
+    if dead:
+        # Registrations and pending rows go with the device (ON DELETE CASCADE).
+        db.session.execute(sa.delete(Device).where(Device.id.in_(dead)))
+    if later:
+        db.session.execute(
+            sa.update(PendingPush)
+            .where(PendingPush.device_id.in_(later))
+            .values(attempts=PendingPush.attempts + 1, claimed_until=None)
+        )
+        for device_id, attempts in db.session.execute(
+            sa.select(PendingPush.device_id, PendingPush.attempts).where(
+                PendingPush.device_id.in_(later)
+            )
+        ):
+            db.session.execute(
+                sa.update(PendingPush)
+                .where(PendingPush.device_id == device_id)
+                .values(due_at=_retry_at(attempts, now))
+            )
+    # Whatever is still claimed (bumped by a newer update, or never answered) is free again.
+    db.session.execute(
+        sa.update(PendingPush)
+        .where(PendingPush.device_id.in_(claimed.versions))
+        .where(PendingPush.device_id.not_in(later))
+        .values(claimed_until=None)
+    )
+    _count_outcomes(summary, now)
+    db.session.commit()
+    return summary
+
+
+def _count_outcomes(summary: PushSummary, now: datetime) -> None:
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    counts = {
+        "sent": summary.sent,
+        "removed": summary.removed,
+        "retry_later": summary.retry_later,
+        "failed": summary.failed,
+    }
+    for outcome, count in counts.items():
+        if not count:
+            continue
+        upsert = dialect_insert(PushOutcomeCount).values(hour=hour, outcome=outcome, count=count)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[PushOutcomeCount.hour, PushOutcomeCount.outcome],
+            set_={"count": PushOutcomeCount.count + count},
+        )
+        db.session.execute(upsert)
+
+
+async def drain(
+    client: ApnsClient,
+    *,
+    batch_size: int,
+    progress: Callable[[int], None] | None = None,
+) -> PushSummary:
+    """Push every device that is due now, batch after batch, over one client."""
+    summary = PushSummary()
+    while True:
+        claimed = _claim(batch_size)
+        if not claimed.versions:
+            return summary
+        try:
+            results = await client.push(list(claimed.devices_by_token))
+        except CertificateRejected as rejected:
+            batch = _finish(claimed, rejected.results)
+            batch.certificate_rejected = rejected.reason
+            summary.add(batch)
+            log.error(
+                "APNs rejected the pass certificate (%s): pushes stopped. Check that "
+                "PASS_CERTIFICATE is the Pass Type ID certificate for %s and not expired "
+                "or revoked.",
+                rejected.reason,
+                client.settings.topic,
+            )
+            return summary
+        batch = _finish(claimed, results)
+        summary.add(batch)
+        log.info("push batch: %s", batch.line())
+        if progress:
+            progress(batch.total)
+
+
+def drain_now(progress: Callable[[int], None] | None = None) -> PushSummary:
+    """Synchronous drain for commands and the inline pusher."""
+
+    async def run() -> PushSummary:
+        async with ApnsClient(apns_settings()) as client:
+            return await drain(
+                client, batch_size=current_app.config["PUSH_BATCH_SIZE"], progress=progress
+            )
+
+    return asyncio.run(run())
+
+
+async def work_forever(
+    app: Flask, *, poll_seconds: float, stop: threading.Event | None = None
+) -> PushSummary:
+    """The worker: drain, then wait a little for more; one APNs client for its lifetime."""
+    total = PushSummary()
+    stop = stop or threading.Event()
+    with app.app_context():
+        async with ApnsClient(apns_settings()) as client:
+            while not stop.is_set():
+                batch = await drain(client, batch_size=app.config["PUSH_BATCH_SIZE"])
+                total.add(batch)
+                db.session.remove()
+                if batch.certificate_rejected:
+                    # Retrying every second would hammer Apple with a refused certificate.
+                    await asyncio.sleep(60)
+                elif batch.total == 0:
+                    await asyncio.sleep(poll_seconds)
+    return total
+
+
+class InlinePusher:
+    """Pushes right after a commit, in a background thread: for a development server or
+    an SQLite deployment that runs no worker. One drain at a time per process; a change
+    made during a drain is picked up by another round."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+        self._again = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __call__(self) -> None:
+        if context.runtime().credentials is None:
+            return  # nothing can be pushed; the rows wait for a configured server
+        with self._lock:
+            self._again.set()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._again.is_set():
+                    self._thread = None
+                    return
+                self._again.clear()
+            try:
+                with self.app.app_context():
+                    summary = drain_now()
+                    db.session.remove()
+                if summary.total:
+                    log.info("inline push: %s", summary.line())
+            except Exception:
+                log.exception("inline push failed; the pushes stay pending")
+
+    def wait_idle(self, timeout: float) -> bool:
+        """For tests and shutdown: True once no drain is running."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True

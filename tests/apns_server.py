@@ -1,0 +1,419 @@
+"""A real HTTP/2 + TLS stand-in for APNs (api.push.apple.com), for tests.
+
+An asyncio + h2 server in a background thread on 127.0.0.1 (random port). Like Apple's it
+demands a client certificate from the fake Apple chain, speaks only HTTP/2 (ALPN h2) and
+answers POST /3/device/<token>. Tests script the answers per token and can make it drop the
+connection, send GOAWAY or shrink its stream limit mid-connection; it records every request.
+
+Use the fixtures (`apns_chain`, `apns_server`, `apns_settings`) or `FakeApns(chain, folder)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
+import pytest
+from hyperframe.frame import GoAwayFrame
+
+from passes.apns import ApnsSettings
+from tests.apple_chain import FakeAppleChain, Issued, make_chain, make_server_certificate
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int = 200
+    reason: str | None = None  # sent as {"reason": ...} like APNs does for errors
+
+
+OK = Reply()
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    connection: int  # 1 for the first TLS connection the server accepted, and so on
+    stream_id: int
+    method: str
+    path: str
+    headers: dict[str, str]  # regular headers only (no pseudo-headers)
+    body: bytes
+    client_uid: str | None  # UID in the client certificate's subject: the pass type id
+    answered: Reply | None  # None when the server never answered (dropped, GOAWAY)
+
+    @property
+    def token(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+@dataclass
+class _Trigger:
+    at: int  # the request number (over the server's life) that fires it
+    action: str  # "drop", "goaway" or "limit"
+    value: int = 0
+
+
+class FakeApns:
+    """A scriptable APNs. Every method may be called from the test thread while it runs."""
+
+    def __init__(
+        self, chain: FakeAppleChain, folder: Path, *, max_concurrent_streams: int = 1000
+    ) -> None:
+        self.max_concurrent_streams = max_concurrent_streams  # for connections opened later
+        self.port = 0
+        self.ca_file = str(folder / "apns-root.pem")
+        Path(self.ca_file).write_bytes(chain.root.cert_pem())
+        self._ssl = self._server_ssl_context(chain, folder)
+        self._lock = threading.Condition()
+        self._requests: list[RecordedRequest] = []
+        self._positions: dict[tuple[int, int], int] = {}  # (connection, stream) -> index
+        self._scripts: dict[str, list[Reply]] = {}
+        self._triggers: list[_Trigger] = []
+        self._received = 0
+        self.connections = 0
+        self.max_in_flight = 0  # most requests open at once on one connection
+        # Protocol violations by the client. h2 enforces our SETTINGS_MAX_CONCURRENT_STREAMS
+        # (once acknowledged), so a client opening too many streams shows up here.
+        self.errors: list[str] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._live: set[_ServerConnection] = set()
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    # scripting (test thread)
+
+    def script(self, token: str, *replies: Reply) -> None:
+        """Answer `token` with these replies in turn; the last one repeats. Default: 200."""
+        with self._lock:
+            self._scripts[token] = list(replies)
+
+    def drop_after(self, count: int) -> None:
+        """Abort the TCP connection as request number `count` arrives, answering nothing more."""
+        self._add_trigger(_Trigger(count, "drop"))
+
+    def goaway_after(self, count: int) -> None:
+        """Like nginx at its request limit: GOAWAY naming request `count`'s stream as the last
+        one processed, then answer the streams up to it, then close."""
+        self._add_trigger(_Trigger(count, "goaway"))
+
+    def limit_streams_after(self, count: int, max_concurrent_streams: int) -> None:
+        """Send a new SETTINGS_MAX_CONCURRENT_STREAMS on the connection of request `count`."""
+        self._add_trigger(_Trigger(count, "limit", max_concurrent_streams))
+
+    # observation (test thread)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[RecordedRequest]:
+        """Wait until at least `count` requests were received; fail after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while len(self._requests) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"fake APNs got {len(self._requests)} requests, expected {count}"
+                    )
+                self._lock.wait(remaining)
+            return list(self._requests)
+
+    # life cycle
+
+    def start(self) -> FakeApns:
+        started = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(started,), name="fake-apns", daemon=True
+        )
+        self._thread.start()
+        if not started.wait(10):
+            raise RuntimeError("fake APNs did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._shut_down)
+            self._thread.join(10)
+
+    def __enter__(self) -> FakeApns:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # server thread
+
+    def _run(self, started: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        server = loop.run_until_complete(
+            loop.create_server(lambda: _ServerConnection(self), "127.0.0.1", 0, ssl=self._ssl)
+        )
+        self.port = server.sockets[0].getsockname()[1]
+        started.set()
+        try:
+            loop.run_forever()
+        finally:
+            server.close()
+            loop.run_until_complete(server.wait_closed())
+            loop.close()
+
+    def _shut_down(self) -> None:
+        for connection in list(self._live):
+            connection.abort()
+        assert self._loop is not None
+        self._loop.stop()
+
+    def _add_trigger(self, trigger: _Trigger) -> None:
+        with self._lock:
+            self._triggers.append(trigger)
+
+    def _connected(self, connection: _ServerConnection) -> int:
+        with self._lock:
+            self.connections += 1
+            self._live.add(connection)
+            return self.connections
+
+    def _opened(self, in_flight: int) -> None:
+        with self._lock:
+            self.max_in_flight = max(self.max_in_flight, in_flight)
+
+    def _record(self, request: RecordedRequest) -> list[_Trigger]:
+        """Store a complete request; return the triggers it fires."""
+        with self._lock:
+            self._positions[request.connection, request.stream_id] = len(self._requests)
+            self._requests.append(request)
+            self._received += 1
+            fired = [t for t in self._triggers if t.at == self._received]
+            self._triggers = [t for t in self._triggers if t.at != self._received]
+            self._lock.notify_all()
+            return fired
+
+    def _reply_for(self, token: str) -> Reply:
+        with self._lock:
+            replies = self._scripts.get(token)
+            if not replies:
+                return OK
+            return replies.pop(0) if len(replies) > 1 else replies[0]
+
+    def _mark_answered(self, connection: int, stream_id: int, reply: Reply | None) -> None:
+        with self._lock:
+            index = self._positions[connection, stream_id]
+            self._requests[index] = replace(self._requests[index], answered=reply)
+
+    def _error(self, message: str) -> None:
+        with self._lock:
+            self.errors.append(message)
+
+    @staticmethod
+    def _server_ssl_context(chain: FakeAppleChain, folder: Path) -> ssl.SSLContext:
+        server_cert = _server_certificate(chain)
+        cert_file = folder / "apns-server.pem"
+        cert_file.write_bytes(server_cert.cert_pem() + server_cert.key_pem())
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert_file)
+        context.verify_mode = ssl.CERT_REQUIRED
+        # Apple's servers know their WWDR intermediate; clients send only their own certificate.
+        context.load_verify_locations(
+            cadata=(chain.root.cert_pem() + chain.wwdr.cert_pem()).decode()
+        )
+        context.set_alpn_protocols(["h2"])
+        return context
+
+
+@dataclass
+class _Incoming:
+    headers: dict[bytes, bytes]
+    body: bytearray = field(default_factory=bytearray)
+
+
+class _ServerConnection(asyncio.Protocol):
+    def __init__(self, server: FakeApns) -> None:
+        self.server = server
+        self.number = 0
+        self.client_uid: str | None = None
+        self.transport: asyncio.Transport | None = None
+        self.h2 = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding=None)
+        )
+        self.incoming: dict[int, _Incoming] = {}  # streams not yet answered
+        self.to_answer: list[tuple[int, str]] = []
+        self.gone = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.number = self.server._connected(self)
+        peer = transport.get_extra_info("peercert") or {}
+        for rdn in peer.get("subject", ()):
+            for key, value in rdn:
+                if key == "userId":
+                    self.client_uid = value
+        self.h2.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: self.server.max_concurrent_streams
+            },
+        )
+        self.h2.initiate_connection()
+        self.flush()
+
+    def data_received(self, data: bytes) -> None:
+        if self.gone:
+            return
+        try:
+            events = self.h2.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            self.server._error(f"protocol error from client: {exc!r}")
+            self.flush()
+            self.abort()
+            return
+        for event in events:
+            if isinstance(event, h2.events.RequestReceived):
+                self.incoming[event.stream_id] = _Incoming(dict(event.headers))
+                self.server._opened(len(self.incoming))
+            elif isinstance(event, h2.events.DataReceived):
+                self.incoming[event.stream_id].body += event.data
+                self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, h2.events.StreamEnded):
+                self._request_complete(event.stream_id)
+                if self.gone:
+                    return
+        self.flush()
+
+    def _request_complete(self, stream_id: int) -> None:
+        incoming = self.incoming[stream_id]
+        headers = incoming.headers
+        path = headers.get(b":path", b"").decode()
+        request = RecordedRequest(
+            connection=self.number,
+            stream_id=stream_id,
+            method=headers.get(b":method", b"").decode(),
+            path=path,
+            headers={k.decode(): v.decode() for k, v in headers.items() if not k.startswith(b":")},
+            body=bytes(incoming.body),
+            client_uid=self.client_uid,
+            answered=None,
+        )
+        if not self.to_answer:
+            # Answer after the whole read is processed, as a busy server would: requests that
+            # arrived together are in flight together.
+            asyncio.get_running_loop().call_soon(self._answer_queued)
+        self.to_answer.append((stream_id, request.token))
+        for trigger in self.server._record(request):
+            if trigger.action == "drop":
+                self.abort()
+            elif trigger.action == "goaway":
+                self._goaway(stream_id)
+            elif trigger.action == "limit":
+                self.h2.update_settings(
+                    {h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: trigger.value}
+                )
+
+    def _answer_queued(self) -> None:
+        queued, self.to_answer = self.to_answer, []
+        if self.gone:
+            return
+        for stream_id, token in queued:
+            self._answer(stream_id, token)
+        self.flush()
+
+    def _answer(self, stream_id: int, token: str) -> None:
+        reply = self.server._reply_for(token)
+        self.incoming.pop(stream_id, None)
+        apns_id = str(uuid.uuid4()).encode()
+        headers = [(b":status", str(reply.status).encode()), (b"apns-id", apns_id)]
+        if reply.reason is None:
+            self.h2.send_headers(stream_id, headers, end_stream=True)
+        else:
+            body = {"reason": reply.reason}
+            if reply.status == 410:
+                body["timestamp"] = str(int(time.time() * 1000))
+            self.h2.send_headers(stream_id, headers)
+            self.h2.send_data(stream_id, json.dumps(body).encode(), end_stream=True)
+        self.server._mark_answered(self.number, stream_id, reply)
+
+    def _goaway(self, last_stream_id: int) -> None:
+        # h2 will not send after its own GOAWAY, so the frame is written by hand first.
+        assert self.transport is not None
+        self.flush()
+        goaway = GoAwayFrame(0)
+        goaway.last_stream_id = last_stream_id
+        goaway.additional_data = b'{"reason":"Shutdown"}'
+        self.transport.write(goaway.serialize())
+        queued, self.to_answer = self.to_answer, []
+        for stream_id, token in queued:
+            if stream_id <= last_stream_id:
+                self._answer(stream_id, token)
+        self.flush()
+        self.gone = True
+        self.transport.close()
+
+    def flush(self) -> None:
+        data = self.h2.data_to_send()
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def abort(self) -> None:
+        self.gone = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gone = True
+        self.server._live.discard(self)
+
+
+# Server certificates cost an RSA key each: one per chain is enough. The chain is kept in the
+# value so its id() cannot be reused while cached.
+_server_certs: dict[int, tuple[FakeAppleChain, Issued]] = {}
+
+
+def _server_certificate(chain: FakeAppleChain) -> Issued:
+    if id(chain) not in _server_certs:
+        _server_certs[id(chain)] = (chain, make_server_certificate(chain, ["127.0.0.1"]))
+    return _server_certs[id(chain)][1]
+
+
+@pytest.fixture(scope="session")
+def apns_chain() -> FakeAppleChain:
+    """The fake Apple chain whose pass certificate the fake APNs accepts."""
+    return make_chain()
+
+
+@pytest.fixture
+def apns_server(apns_chain: FakeAppleChain, tmp_path: Path) -> Iterator[FakeApns]:
+    """A fresh fake APNs for one test."""
+    with FakeApns(apns_chain, tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def apns_settings(apns_chain: FakeAppleChain, apns_server: FakeApns) -> ApnsSettings:
+    """Sender settings pointing at `apns_server`, with back-off short enough for tests."""
+    return ApnsSettings(
+        topic=apns_chain.pass_type_identifier,
+        cert_pem=apns_chain.pass_cert.cert_pem(),
+        key_pem=apns_chain.pass_cert.key_pem(),
+        url=apns_server.url,
+        ca_file=apns_server.ca_file,
+        backoff_base=0.001,
+        backoff_cap=0.01,
+        timeout=5.0,
+    )

@@ -1,0 +1,275 @@
+"""Durable push fan-out: pass changes -> pending pushes -> APNs (a real HTTP/2 TLS server)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from models import Device, Pass, PendingPush, PushOutcomeCount, Registration, db, utcnow
+from passes import pushing
+from passes.apns import send_pushes
+from tests.apns_server import FakeApns, Reply
+from tests.apple_chain import FakeAppleChain
+from tests.conftest import ADMIN_TOKEN
+
+
+@pytest.fixture
+def apns(chain: FakeAppleChain, tmp_path: Path) -> Iterator[FakeApns]:
+    with FakeApns(chain, tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def push_app(make_app: Callable[..., Flask], apns: FakeApns) -> Flask:
+    return make_app(APNS_URL=apns.url, APNS_CA_FILE=apns.ca_file, PUSH_BATCH_SIZE=50)
+
+
+def token(index: int) -> str:
+    return f"{index:064x}"
+
+
+def seed_devices(app: Flask, count: int, serial: str = "pushed") -> None:
+    """A pass held by `count` devices, written directly: the protocol is tested elsewhere."""
+    with app.app_context():
+        now = utcnow()
+        pass_ = Pass(
+            pass_type_identifier="pass.com.example.test",
+            serial_number=serial,
+            template="storecard",
+            data={},
+            update_tag=0,
+            updated_at=now,
+        )
+        db.session.add(pass_)
+        db.session.flush()
+        first = db.session.scalar(sa.select(sa.func.count()).select_from(Device)) or 0
+        db.session.execute(
+            sa.insert(Device),
+            [
+                {
+                    "device_library_identifier": f"device-{first + i}",
+                    "push_token": token(first + i),
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for i in range(count)
+            ],
+        )
+        ids = db.session.scalars(
+            sa.select(Device.id).where(
+                Device.push_token.in_([token(first + i) for i in range(count)])
+            )
+        ).all()
+        db.session.execute(
+            sa.insert(Registration),
+            [{"device_id": d, "pass_id": pass_.id, "created_at": now} for d in ids],
+        )
+        db.session.commit()
+
+
+def patch(app: Flask, serial: str = "pushed", value: str = "changed") -> None:
+    response = app.test_client().patch(
+        f"/api/passes/pass.com.example.test/{serial}",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        json={"pass": {"logoText": value}},
+    )
+    assert response.status_code == 200, response.get_json()
+
+
+def pending(app: Flask) -> int:
+    with app.app_context():
+        return pushing.pending_count()
+
+
+def test_a_change_is_pushed_to_every_device_with_apples_headers(
+    push_app: Flask, apns: FakeApns
+) -> None:
+    seed_devices(push_app, 3)
+    patch(push_app)
+    assert pending(push_app) == 3
+    result = push_app.test_cli_runner().invoke(args=["passes", "worker", "--once"])
+    assert result.exit_code == 0, result.output
+    assert "sent 3" in result.output
+    requests = apns.requests
+    assert sorted(r.token for r in requests) == [token(i) for i in range(3)]
+    for request in requests:
+        assert request.method == "POST"
+        assert request.path == f"/3/device/{request.token}"
+        assert request.headers["apns-topic"] == "pass.com.example.test"
+        assert request.headers["apns-push-type"] == "background"
+        assert request.headers["apns-priority"] == "5"
+        assert int(request.headers["apns-expiration"]) > time.time()
+        assert request.body == b"{}"
+        assert request.client_uid == "pass.com.example.test"
+    assert pending(push_app) == 0
+    with push_app.app_context():
+        counted = db.session.scalar(
+            sa.select(PushOutcomeCount.count).where(PushOutcomeCount.outcome == "sent")
+        )
+        assert counted == 3
+
+
+def test_a_burst_of_updates_sends_one_push_per_device(push_app: Flask, apns: FakeApns) -> None:
+    seed_devices(push_app, 2)
+    for value in ("a", "b", "c", "d"):
+        patch(push_app, value=value)
+    with push_app.app_context():
+        assert pushing.drain_now().sent == 2
+    assert Counter(r.token for r in apns.requests) == {token(0): 1, token(1): 1}
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(410, "Unregistered"),
+        Reply(410, "ExpiredToken"),
+        Reply(400, "BadDeviceToken"),
+        Reply(400, "DeviceTokenNotForTopic"),
+    ],
+)
+def test_dead_tokens_lose_their_registrations_and_device(
+    push_app: Flask, apns: FakeApns, reply: Reply
+) -> None:
+    seed_devices(push_app, 2)
+    apns.script(token(0), reply)
+    patch(push_app)
+    with push_app.app_context():
+        summary = pushing.drain_now()
+        assert (summary.sent, summary.removed) == (1, 1)
+        assert db.session.scalars(sa.select(Device.push_token)).all() == [token(1)]
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Registration)) == 1
+    assert pending(push_app) == 0
+
+
+def test_a_change_committed_before_a_crash_is_pushed_by_the_next_worker(
+    make_app: Callable[..., Flask], apns: FakeApns
+) -> None:
+    # The web process commits the change and dies before pushing (PUSH_MODE=off: no push).
+    web = make_app(PUSH_MODE="off")
+    seed_devices(web, 2)
+    patch(web)
+    # A worker started later, in another app, finds and sends it.
+    worker = make_app(APNS_URL=apns.url, APNS_CA_FILE=apns.ca_file)
+    assert worker.test_cli_runner().invoke(args=["passes", "worker", "--once"]).exit_code == 0
+    assert sorted(r.token for r in apns.requests) == [token(0), token(1)]
+
+
+def test_a_worker_that_died_mid_batch_leaves_its_devices_to_the_next(
+    push_app: Flask, apns: FakeApns
+) -> None:
+    seed_devices(push_app, 3)
+    patch(push_app)
+    with push_app.app_context():
+        claimed = pushing._claim(10)  # claimed, then the process dies before sending
+        assert len(claimed.versions) == 3
+        assert pushing.drain_now().total == 0  # the lease keeps others away meanwhile
+        db.session.execute(
+            sa.update(PendingPush).values(claimed_until=utcnow() - timedelta(seconds=1))
+        )
+        db.session.commit()
+        assert pushing.drain_now().sent == 3
+
+
+def test_an_update_during_sending_is_pushed_again(push_app: Flask, apns: FakeApns) -> None:
+    seed_devices(push_app, 1)
+    patch(push_app, value="first")
+    with push_app.app_context():
+        claimed = pushing._claim(10)
+        patch(push_app, value="second")  # committed while the first push is in flight
+        results = send_pushes(list(claimed.devices_by_token), pushing.apns_settings())
+        pushing._finish(claimed, results)
+        # The first push may have reached the phone before "second" committed: push again.
+        assert pushing.pending_count() == 1
+        assert pushing.drain_now().sent == 1
+    assert len(apns.requests) == 2
+
+
+def test_unavailable_apns_leaves_the_push_pending_for_later(
+    push_app: Flask, apns: FakeApns
+) -> None:
+    seed_devices(push_app, 1)
+    apns.script(token(0), Reply(503, "ServiceUnavailable"))
+    patch(push_app)
+    with push_app.app_context():
+        summary = pushing.drain_now()
+        assert summary.retry_later == 1
+        row = db.session.scalars(sa.select(PendingPush)).one()
+        assert row.attempts == 1
+        assert row.due_at > utcnow()  # backed off, not dropped
+        assert row.claimed_until is None
+
+
+def test_a_refused_certificate_stops_and_keeps_every_push(push_app: Flask, apns: FakeApns) -> None:
+    seed_devices(push_app, 3)
+    for i in range(3):
+        apns.script(token(i), Reply(403, "BadCertificate"))
+    patch(push_app)
+    result = push_app.test_cli_runner().invoke(
+        args=["passes", "push", "pass.com.example.test", "pushed"]
+    )
+    assert result.exit_code == 1
+    assert "rejected the certificate" in result.output
+    assert pending(push_app) == 3
+
+
+def test_push_command_pushes_one_pass_and_all_passes(push_app: Flask, apns: FakeApns) -> None:
+    seed_devices(push_app, 2, serial="one")
+    seed_devices(push_app, 3, serial="two")
+    runner = push_app.test_cli_runner()
+    one = runner.invoke(args=["passes", "push", "pass.com.example.test", "one"])
+    assert one.exit_code == 0, one.output
+    assert "sent 2, tokens removed 0, failed 0" in one.output
+    everything = runner.invoke(args=["passes", "push", "--all"])
+    assert everything.exit_code == 0, everything.output
+    assert "sent 5" in everything.output
+    assert len(apns.requests) == 7
+    assert runner.invoke(args=["passes", "push"]).exit_code == 2
+
+
+def test_inline_mode_pushes_right_after_the_change(
+    make_app: Callable[..., Flask], apns: FakeApns
+) -> None:
+    app = make_app(APNS_URL=apns.url, APNS_CA_FILE=apns.ca_file, PUSH_MODE="inline")
+    seed_devices(app, 2)
+    patch(app)
+    apns.wait_for(2, timeout=10)
+    assert app.extensions["pass_server"].after_change.wait_idle(10)
+    assert pending(app) == 0
+
+
+def test_two_workers_drain_a_thousand_pushes_exactly_once(
+    make_app: Callable[..., Flask], apns: FakeApns
+) -> None:
+    workers = [
+        make_app(APNS_URL=apns.url, APNS_CA_FILE=apns.ca_file, PUSH_BATCH_SIZE=50) for _ in range(2)
+    ]
+    seed_devices(workers[0], 1000)
+    patch(workers[0])
+    start = threading.Barrier(2)
+    summaries: list[pushing.PushSummary] = []
+
+    def work(app: Flask) -> None:
+        with app.app_context():
+            start.wait(10)
+            summaries.append(pushing.drain_now())
+            db.session.remove()
+
+    threads = [threading.Thread(target=work, args=(app,)) for app in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert sum(s.sent for s in summaries) == 1000
+    assert all(s.sent > 0 for s in summaries), "both workers should have taken batches"
+    counts = Counter(r.token for r in apns.requests)
+    assert len(counts) == 1000
+    assert set(counts.values()) == {1}
+    assert pending(workers[0]) == 0
