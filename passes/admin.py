@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import hmac
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.http import http_date
 
-from models import Device, DeviceLogEntry, Pass, PendingPush, Registration, db
-from passes import context, store
+from models import Device, DeviceLogEntry, Pass, PendingPush, Registration, db, utcnow
+from passes import bundles, context, store
 from passes.errors import Forbidden, Unauthorized, ValidationError
 from passes.requests import json_body
 from passes.signing import PKPASS_MIMETYPE
@@ -122,6 +123,50 @@ def update(pass_type_id: str, serial_number: str) -> Response:
     db.session.commit()
     current_app.extensions["pass_server"].after_change()
     return jsonify(describe(pass_))
+
+
+@bp.post(PASS_URL + "/void")
+def void(pass_type_id: str, serial_number: str) -> Response:
+    """Void the pass: Wallet shows it as no longer valid. An update, so devices hear of it."""
+    return _change(pass_type_id, serial_number, {"voided": True})
+
+
+@bp.post(PASS_URL + "/expire")
+def expire(pass_type_id: str, serial_number: str) -> Response:
+    """Set `expirationDate` (default: now); after it Wallet shows the pass as expired."""
+    body = json_body() if request.get_data() else {}
+    when = body.get("expirationDate", utcnow().isoformat(timespec="seconds"))
+    if not isinstance(when, str) or not _is_iso_datetime(when):
+        raise ValidationError(
+            "must be an ISO 8601 date and time with a time zone, e.g. 2026-12-31T23:59:00Z",
+            path="$.expirationDate",
+        )
+    return _change(pass_type_id, serial_number, {"expirationDate": when})
+
+
+def _is_iso_datetime(value: str) -> bool:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return parsed.tzinfo is not None and "T" in value
+
+
+def _change(pass_type_id: str, serial_number: str, data: dict[str, Any]) -> Response:
+    pass_ = store.update_pass(pass_type_id, serial_number, data=data)
+    db.session.commit()
+    current_app.extensions["pass_server"].after_change()
+    return jsonify(describe(pass_))
+
+
+@bp.post("/bundles")
+def bundle() -> Response:
+    """Several passes in one .pkpasses download."""
+    keys = bundles.parse_pass_list(json_body().get("passes"))
+    passes = [store.get_pass(pass_type_id, serial) for pass_type_id, serial in keys]
+    response = Response(bundles.build_bundle(passes), mimetype=bundles.PKPASSES_MIMETYPE)
+    response.headers["Content-Disposition"] = 'attachment; filename="passes.pkpasses"'
+    return response
 
 
 @bp.get(PASS_URL + "/pkpass")

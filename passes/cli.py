@@ -10,11 +10,13 @@ from typing import Any
 
 import click
 import sqlalchemy as sa
+from cryptography import x509
 from flask import Blueprint, current_app
 
 from models import Pass, db
-from passes import context, pushing, store
+from passes import bundles, context, pushing, store
 from passes.errors import ApiError
+from passes.verify import verify_pkpass
 
 bp = Blueprint("passes", __name__, cli_group="passes")
 
@@ -192,3 +194,43 @@ def worker_command(once: bool) -> None:
         click.echo("worker stopped")
         return
     click.echo(summary.line())
+
+
+@bp.cli.command("bundle")
+@click.argument("serials", nargs=-1, required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--pass-type", "pass_type_id", help="defaults to the certificate's")
+def bundle_command(serials: tuple[str, ...], output: Path, pass_type_id: str | None) -> None:
+    """Write several passes into one .pkpasses bundle."""
+    try:
+        pass_type = _pass_type(pass_type_id)
+        keys = bundles.parse_pass_list(
+            [{"passTypeIdentifier": pass_type, "serialNumber": s} for s in serials]
+        )
+        data = bundles.build_bundle([store.get_pass(t, s) for t, s in keys])
+    except ApiError as error:
+        _fail(error)
+    output.write_bytes(data)
+    click.echo(f"wrote {output} ({len(serials)} passes)")
+
+
+@bp.cli.command("verify")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--root",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="check the WWDR against this root (Apple Root CA, PEM or DER)",
+)
+def verify_command(file: Path, root: Path | None) -> None:
+    """Check a .pkpass the way Wallet would; exit status 1 when anything fails."""
+    roots = [_load_certificate(root.read_bytes())] if root else None
+    report = verify_pkpass(file.read_bytes(), trusted_roots=roots)
+    click.echo(report.render())
+    if not report.ok:
+        sys.exit(1)
+
+
+def _load_certificate(data: bytes) -> x509.Certificate:
+    if b"-----BEGIN" in data:
+        return x509.load_pem_x509_certificate(data)
+    return x509.load_der_x509_certificate(data)
