@@ -101,6 +101,9 @@ class Pass(db.Model):
     # so it must get the pass again rather than a 304.
     shares_second_with_previous: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Rewards enrollment: what the user entered in Wallet's sign-up form, and when.
+    personalization_info: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    personalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     files: Mapped[list[PassFile]] = relationship(
         back_populates="pass_", cascade="all, delete-orphan", passive_deletes=True

@@ -12,7 +12,7 @@ from werkzeug.http import http_date
 
 from models import Device, DeviceLogEntry, Pass, PendingPush, Registration, db, utcnow
 from passes import bundles, context, store
-from passes.errors import Forbidden, Unauthorized, ValidationError
+from passes.errors import Forbidden, NotFound, Unauthorized, ValidationError
 from passes.requests import json_body
 from passes.signing import PKPASS_MIMETYPE
 
@@ -49,6 +49,7 @@ def describe(pass_: Pass) -> dict[str, Any]:
         "updatedAt": pass_.updated_at.isoformat(),
         "devices": devices,
         "webServiceURL": context.web_service_url(),
+        "personalized": pass_.personalized_at is not None,
     }
 
 
@@ -201,6 +202,20 @@ def registrations(pass_type_id: str, serial_number: str) -> Response:
                 }
                 for device, registered_at, pending in rows
             ]
+        }
+    )
+
+
+@bp.get(PASS_URL + "/personalization")
+def personalization(pass_type_id: str, serial_number: str) -> Response:
+    """What the user entered when enrolling through Wallet (personal data: admins only)."""
+    pass_ = store.get_pass(pass_type_id, serial_number)
+    if pass_.personalized_at is None:
+        raise NotFound("this pass has not been personalized")
+    return jsonify(
+        {
+            "requiredPersonalizationInfo": pass_.personalization_info,
+            "personalizedAt": pass_.personalized_at.isoformat(),
         }
     )
 

@@ -32,15 +32,16 @@ def make_manifest(files: Mapping[str, bytes], known: Mapping[str, str] | None = 
     return json.dumps(digests, indent=None, separators=(",", ":")).encode()
 
 
-def sign_manifest(manifest: bytes, credentials: PassCredentials) -> bytes:
-    """A detached PKCS#7 signature in DER over manifest.json, carrying the WWDR certificate.
+def sign_detached(data: bytes, credentials: PassCredentials) -> bytes:
+    """A detached PKCS#7 signature in DER (over manifest.json, or a personalization token),
+    carrying the WWDR certificate.
 
     cryptography adds the contentType, signingTime and messageDigest attributes that
     Wallet expects.
     """
     return (
         pkcs7.PKCS7SignatureBuilder()
-        .set_data(manifest)
+        .set_data(data)
         .add_signer(credentials.certificate, credentials.private_key, hashes.SHA256())
         .add_certificate(credentials.wwdr)
         .sign(Encoding.DER, [pkcs7.PKCS7Options.DetachedSignature, pkcs7.PKCS7Options.Binary])
@@ -66,5 +67,5 @@ def sign_package(
 ) -> bytes:
     """The .pkpass bytes for `files` (pass.json, images, xx.lproj/...)."""
     manifest = make_manifest(files, known_digests)
-    signature = sign_manifest(manifest, credentials)
+    signature = sign_detached(manifest, credentials)
     return zip_files({**files, "manifest.json": manifest, "signature": signature})

@@ -250,7 +250,34 @@ def _assemble(pass_: Pass) -> tuple[dict[str, bytes], dict[str, str]]:
         ),
     )
     own_files = {f.name: f.content for f in pass_.files}
-    return assemble(_template_of(pass_), pass_.data, own_files, identity)
+    files, digests = assemble(_template_of(pass_), pass_.data, own_files, identity)
+    if pass_.personalized_at is not None:
+        # Apple: the personalized pass must not offer the sign-up again.
+        for name in [n for n in files if n.split("/")[-1].startswith(PERSONALIZATION_FILES)]:
+            del files[name]
+    return files, digests
+
+
+PERSONALIZATION_FILES = ("personalization.json", "personalizationLogo")
+
+
+def is_personalizable(pass_: Pass) -> bool:
+    """Whether the pass (from its template or own files) offers rewards enrollment."""
+    template = _template_of(pass_)
+    names = set(template.files if template else ()) | {f.name for f in pass_.files}
+    return "personalization.json" in names
+
+
+def personalize(pass_: Pass, info: dict[str, str]) -> None:
+    """Store what the user entered; a new version, so Wallet fetches the personalized pass."""
+    tag = _next_update_tag()
+    pass_ = db.session.scalars(
+        sa.select(Pass).where(Pass.id == pass_.id).execution_options(populate_existing=True)
+    ).one()
+    pass_.personalization_info = info
+    pass_.personalized_at = utcnow()
+    _new_version(pass_, tag)
+    _enqueue_pushes(pass_.id)
 
 
 def build_pkpass(pass_: Pass) -> bytes:

@@ -23,11 +23,11 @@ from models import (
     db,
     utcnow,
 )
-from passes import store
+from passes import context, store
 from passes.apns import is_valid_token
-from passes.errors import Unauthorized, ValidationError
+from passes.errors import Conflict, NotFound, Unauthorized, ValidationError
 from passes.requests import json_body
-from passes.signing import PKPASS_MIMETYPE
+from passes.signing import PKPASS_MIMETYPE, sign_detached
 from passes.tokens import token_matches
 
 log = logging.getLogger(__name__)
@@ -174,6 +174,68 @@ def _device_has_current(pass_: Pass, last_modified: datetime) -> bool:
         # the older one, so it gets the pass again.
         return False
     return since.astimezone(UTC) >= last_modified
+
+
+# The fields Wallet's sign-up form can ask for (Apple's PersonalizationDictionary).
+PERSONALIZATION_KEYS = {
+    "emailAddress",
+    "familyName",
+    "fullName",
+    "givenName",
+    "ISOCountryCode",
+    "phoneNumber",
+    "postalCode",
+}
+MAX_PERSONALIZATION_VALUE = 256
+MAX_PERSONALIZATION_TOKEN = 1024
+
+
+@bp.post("/v1/passes/<pass_type_id>/<serial_number>/personalize")
+def personalize(pass_type_id: str, serial_number: str) -> Response:
+    """Rewards enrollment: store the user's info, answer the signed personalization token.
+
+    Apple's documentation lists no Authorization header for this request. When Wallet
+    sends one, it must match; without it, only a pass that offers enrollment and is not
+    yet personalized can be personalized, so nothing else can be changed through here.
+    """
+    _check_lengths(passTypeIdentifier=pass_type_id, serialNumber=serial_number)
+    if request.headers.get("Authorization"):
+        pass_ = _authorized_pass(pass_type_id, serial_number)
+    else:
+        found = store.find_pass(pass_type_id, serial_number)
+        if found is None:
+            raise NotFound("no such pass")
+        pass_ = found
+    body = json_body()
+    token = body.get("personalizationToken")
+    if not isinstance(token, str) or not 0 < len(token) <= MAX_PERSONALIZATION_TOKEN:
+        raise ValidationError(
+            "personalizationToken must be a string", path="$.personalizationToken"
+        )
+    info = body.get("requiredPersonalizationInfo")
+    if (
+        not isinstance(info, dict)
+        or not set(info) <= PERSONALIZATION_KEYS
+        or not all(
+            isinstance(v, str) and len(v) <= MAX_PERSONALIZATION_VALUE for v in info.values()
+        )
+    ):
+        raise ValidationError(
+            "requiredPersonalizationInfo must map "
+            + ", ".join(sorted(PERSONALIZATION_KEYS))
+            + f" to strings of at most {MAX_PERSONALIZATION_VALUE} characters",
+            path="$.requiredPersonalizationInfo",
+        )
+    if not store.is_personalizable(pass_):
+        raise NotFound("this pass does not offer rewards enrollment")
+    if pass_.personalized_at is not None:
+        raise Conflict("this pass is already personalized")
+    signature = sign_detached(token.encode(), context.credentials())
+    store.personalize(pass_, info)
+    db.session.commit()
+    current_app.extensions["pass_server"].after_change()
+    log.info("pass personalized (rewards enrollment)")  # the info itself is personal data
+    return Response(signature, mimetype="application/octet-stream")
 
 
 @bp.delete(REGISTRATION)
