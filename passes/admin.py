@@ -11,10 +11,11 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.http import http_date
 
 from models import Device, DeviceLogEntry, Pass, PendingPush, Registration, db, utcnow
-from passes import bundles, context, store
+from passes import bundles, context, links, store
 from passes.errors import Forbidden, NotFound, Unauthorized, ValidationError
 from passes.requests import json_body
 from passes.signing import PKPASS_MIMETYPE
+from passes.validation import Report
 
 bp = Blueprint("admin", __name__)
 
@@ -34,8 +35,9 @@ def require_admin_token() -> None:
         raise Unauthorized("send Authorization: Bearer <ADMIN_TOKEN>")
 
 
-def describe(pass_: Pass) -> dict[str, Any]:
-    """The admin view of a pass (never its authentication token)."""
+def describe(pass_: Pass, report: Report | None = None) -> dict[str, Any]:
+    """The admin view of a pass (never its authentication token), with the warnings of a
+    change when there was one."""
     devices = db.session.scalar(sa.select(sa.func.count()).where(Registration.pass_id == pass_.id))
     last_modified = store.last_modified(pass_)
     return {
@@ -50,6 +52,8 @@ def describe(pass_: Pass) -> dict[str, Any]:
         "devices": devices,
         "webServiceURL": context.web_service_url(),
         "personalized": pass_.personalized_at is not None,
+        "downloadURL": links.download_url(pass_),
+        **({"warnings": [w.as_dict() for w in report.warnings]} if report else {}),
     }
 
 
@@ -66,14 +70,14 @@ def create() -> tuple[Response, int]:
     unknown = set(body) - {"template", "serialNumber", "pass", "files"}
     if unknown:
         raise ValidationError(f"unknown keys: {', '.join(sorted(unknown))}", path="$")
-    pass_ = store.create_pass(
+    pass_, report = store.create_pass(
         template=body.get("template"),
         data=body.get("pass"),
         files=store.decode_files(body.get("files")),
         serial_number=body.get("serialNumber"),
     )
     db.session.commit()
-    return jsonify(describe(pass_)), 201
+    return jsonify(describe(pass_, report)), 201
 
 
 @bp.get("/passes")
@@ -115,7 +119,7 @@ def update(pass_type_id: str, serial_number: str) -> Response:
         raise ValidationError(f"unknown keys: {', '.join(sorted(unknown))}", path="$")
     if "pass" not in body and "files" not in body:
         raise ValidationError("send `pass` (a partial pass.json) and/or `files`", path="$")
-    pass_ = store.update_pass(
+    pass_, report = store.update_pass(
         pass_type_id,
         serial_number,
         data=body.get("pass"),
@@ -123,7 +127,7 @@ def update(pass_type_id: str, serial_number: str) -> Response:
     )
     db.session.commit()
     current_app.extensions["pass_server"].after_change()
-    return jsonify(describe(pass_))
+    return jsonify(describe(pass_, report))
 
 
 @bp.post(PASS_URL + "/void")
@@ -154,10 +158,10 @@ def _is_iso_datetime(value: str) -> bool:
 
 
 def _change(pass_type_id: str, serial_number: str, data: dict[str, Any]) -> Response:
-    pass_ = store.update_pass(pass_type_id, serial_number, data=data)
+    pass_, report = store.update_pass(pass_type_id, serial_number, data=data)
     db.session.commit()
     current_app.extensions["pass_server"].after_change()
-    return jsonify(describe(pass_))
+    return jsonify(describe(pass_, report))
 
 
 @bp.post("/bundles")

@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import sqlalchemy as sa
@@ -14,8 +14,9 @@ from cryptography import x509
 from flask import Blueprint, current_app
 
 from models import Pass, db
-from passes import bundles, context, pushing, store
+from passes import bundles, context, links, pushing, store
 from passes.errors import ApiError
+from passes.validation import PassInvalid, Report
 from passes.verify import verify_pkpass
 
 bp = Blueprint("passes", __name__, cli_group="passes")
@@ -44,11 +45,21 @@ def _files(paths: tuple[Path, ...]) -> dict[str, bytes | None]:
     return files
 
 
-def _fail(error: ApiError) -> None:
+def _fail(error: ApiError | PassInvalid) -> NoReturn:
     db.session.rollback()
-    where = f" ({error.path})" if error.path else ""
-    click.echo(f"error{where}: {error.message}", err=True)
+    if isinstance(error, PassInvalid):
+        click.echo("the pass would be refused by Wallet:", err=True)
+        for problem in error.report.errors:
+            click.echo(f"  {problem.path}: {problem.message} ({problem.fix})", err=True)
+    else:
+        where = f" ({error.path})" if error.path else ""
+        click.echo(f"error{where}: {error.message}", err=True)
     sys.exit(1)
+
+
+def _warn(report: Report) -> None:
+    for problem in report.warnings:
+        click.echo(f"warning: {problem.path}: {problem.message} ({problem.fix})", err=True)
 
 
 def _pass_type(pass_type_id: str | None) -> str:
@@ -77,16 +88,18 @@ def create_command(
 ) -> None:
     """Create a pass from a template and per-pass data."""
     try:
-        pass_ = store.create_pass(
+        pass_, report = store.create_pass(
             template=template,
             data=_load_json(data, data_file),
             files=_files(files),
             serial_number=serial,
         )
         db.session.commit()
-    except ApiError as error:
+    except (ApiError, PassInvalid) as error:
         _fail(error)
+    _warn(report)
     click.echo(f"created {pass_.pass_type_identifier} {pass_.serial_number}")
+    click.echo(f"download link: {links.download_url(pass_)}")
 
 
 @bp.cli.command("update")
@@ -104,15 +117,16 @@ def update_command(
 ) -> None:
     """Merge partial pass.json into a pass; its devices are told to fetch it."""
     try:
-        pass_ = store.update_pass(
+        pass_, report = store.update_pass(
             _pass_type(pass_type_id),
             serial,
             data=_load_json(data, data_file),
             files=_files(files),
         )
         db.session.commit()
-    except ApiError as error:
+    except (ApiError, PassInvalid) as error:
         _fail(error)
+    _warn(report)
     current_app.extensions["pass_server"].after_change()
     click.echo(f"updated {pass_.serial_number} (update tag {pass_.update_tag})")
 

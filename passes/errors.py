@@ -8,6 +8,8 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from passes.validation import PassInvalid
+
 log = logging.getLogger(__name__)
 
 
@@ -82,6 +84,18 @@ def register_error_handlers(app: Flask) -> None:
     def api_error(error: ApiError) -> Response:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
         return _json(error.body(), error.status, headers)
+
+    @app.errorhandler(PassInvalid)
+    def invalid_pass(error: PassInvalid) -> Response:
+        count = len(error.report.errors)
+        return _json(
+            {
+                "error": "invalid_pass",
+                "message": f"Wallet would refuse this pass: {count} problem(s), all listed.",
+                **error.report.as_dict(),
+            },
+            422,
+        )
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:

@@ -41,6 +41,7 @@ from passes.building import (
 from passes.errors import Conflict, NotFound, ValidationError
 from passes.signing import sign_package
 from passes.tokens import authentication_token
+from passes.validation import Report, ensure_valid
 
 # Serial numbers travel in URL paths, so they keep to characters that need no escaping.
 SERIAL_NUMBER = re.compile(rf"[A-Za-z0-9._~:@+=-]{{1,{SERIAL_NUMBER_LENGTH}}}")
@@ -151,8 +152,8 @@ def create_pass(
     data: Any,
     files: Mapping[str, bytes | None] | None = None,
     serial_number: str | None = None,
-) -> Pass:
-    """A new pass, built once to prove it can be signed; the caller commits."""
+) -> tuple[Pass, Report]:
+    """A new pass, validated as Wallet would; the caller commits. Returns its warnings."""
     credentials = context.credentials()
     data = check_partial_pass({} if data is None else data)
     if template is not None and not isinstance(template, str):
@@ -178,9 +179,9 @@ def create_pass(
     pass_.files = [PassFile(name=n, content=c) for n, c in (files or {}).items() if c is not None]
     _new_version(pass_, tag)
     db.session.add(pass_)
-    build_pkpass(pass_)  # refuse now what could not be signed later
+    report = check_pass(pass_)  # refuse now what Wallet would refuse later
     db.session.flush()
-    return pass_
+    return pass_, report
 
 
 def update_pass(
@@ -189,8 +190,9 @@ def update_pass(
     *,
     data: Any = None,
     files: Mapping[str, bytes | None] | None = None,
-) -> Pass:
-    """Merge `data` into the pass, replace `files`, and queue pushes; the caller commits."""
+) -> tuple[Pass, Report]:
+    """Merge `data` into the pass, replace `files`, validate, and queue pushes; the caller
+    commits. Returns the warnings."""
     patch = check_partial_pass({} if data is None else data)
     tag = _next_update_tag()  # first: from here on no one else changes this pass
     pass_ = db.session.scalar(
@@ -214,10 +216,10 @@ def update_pass(
         else:
             pass_.files.append(PassFile(name=name, content=content))
     _new_version(pass_, tag)
-    build_pkpass(pass_)
+    report = check_pass(pass_)
     _enqueue_pushes(pass_.id)
     db.session.flush()
-    return pass_
+    return pass_, report
 
 
 def touch_pass(pass_: Pass) -> None:
@@ -278,6 +280,12 @@ def personalize(pass_: Pass, info: dict[str, str]) -> None:
     pass_.personalized_at = utcnow()
     _new_version(pass_, tag)
     _enqueue_pushes(pass_.id)
+
+
+def check_pass(pass_: Pass) -> Report:
+    """Validate the assembled pass: PassInvalid (422) with every problem, or the warnings."""
+    files, _ = _assemble(pass_)
+    return ensure_valid(files)
 
 
 def build_pkpass(pass_: Pass) -> bytes:

@@ -224,3 +224,55 @@ def test_bad_paging_arguments_are_400(admin: Admin) -> None:
     assert admin.get("/api/passes", query_string={"limit": "abc"}).status_code == 400
     assert admin.get("/api/passes", query_string={"after": "x"}).status_code == 400
     assert admin.get("/api/logs", query_string={"limit": "9999"}).status_code == 400
+
+
+def test_a_pass_wallet_would_refuse_is_422_with_every_problem_and_not_stored(
+    app: Flask, admin: Admin
+) -> None:
+    response = admin.post(
+        "/api/passes",
+        json={
+            "template": "storecard",
+            "pass": {
+                "backgroundColor": "green",
+                "storeCard": {
+                    "primaryFields": [
+                        {"key": "balance", "value": 1, "changeMessage": "no placeholder"}
+                    ]
+                },
+                "barcodes": [{"format": "PKBarcodeFormatQR"}],
+            },
+        },
+    )
+    assert response.status_code == 422
+    body = response.get_json()
+    paths = {problem["path"] for problem in body["errors"]}
+    assert "$.backgroundColor" in paths
+    assert "$.storeCard.primaryFields[0].changeMessage" in paths
+    assert any(path.startswith("$.barcodes[0]") for path in paths)
+    assert all(problem["fix"] for problem in body["errors"])
+    with app.app_context():
+        assert db.session.query(Pass).count() == 0
+
+
+def test_a_patch_that_breaks_the_pass_is_422_and_leaves_it_unchanged(admin: Admin) -> None:
+    created = admin.create_pass(**{"pass": {"logoText": "Before"}})
+    response = admin.patch(
+        pass_path(created), json={"pass": {"logoText": "After", "formatVersion": 2}}
+    )
+    assert response.status_code == 422
+    shown = admin.get(pass_path(created)).get_json()
+    assert shown["pass"] == {"logoText": "Before"}
+    assert shown["updateTag"] == created["updateTag"]
+
+
+def test_warnings_come_back_with_the_change(admin: Admin) -> None:
+    created = admin.create_pass(**{"pass": {"foregroundColor": "#ffffff"}})
+    assert any(w["path"] == "$.foregroundColor" for w in created["warnings"])
+
+
+def test_missing_icon_is_refused(admin: Admin) -> None:
+    data = {"formatVersion": 1, "description": "Bare", "organizationName": "Org", "generic": {}}
+    response = admin.post("/api/passes", json={"pass": data})
+    assert response.status_code == 422
+    assert any("icon" in problem["path"] for problem in response.get_json()["errors"])

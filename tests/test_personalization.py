@@ -8,6 +8,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from flask.testing import FlaskClient
 
 from tests.conftest import Admin
@@ -35,7 +37,11 @@ def enrollable(admin: Admin) -> dict[str, Any]:
         "personalization.json": base64.b64encode(json.dumps(PERSONALIZATION).encode()).decode(),
         "personalizationLogo.png": base64.b64encode(PNG).decode(),
     }
-    return admin.create_pass(files=files)
+    # Apple offers rewards enrollment only on NFC-enabled passes.
+    public_key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    der = public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    nfc = {"message": "member-0001", "encryptionPublicKey": base64.b64encode(der).decode()}
+    return admin.create_pass(files=files, **{"pass": {"nfc": nfc}})
 
 
 def personalize_url(created: dict[str, Any]) -> str:
