@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +12,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.http import http_date
 
 from models import Device, DeviceLogEntry, Pass, PendingPush, Registration, db, utcnow
-from passes import bundles, context, links, store
+from passes import bundles, context, links, packages, store
+from passes.building import INJECTED_KEYS
 from passes.errors import Forbidden, NotFound, Unauthorized, ValidationError
 from passes.requests import json_body
 from passes.signing import PKPASS_MIMETYPE
@@ -171,6 +173,32 @@ def bundle() -> Response:
     passes = [store.get_pass(pass_type_id, serial) for pass_type_id, serial in keys]
     response = Response(bundles.build_bundle(passes), mimetype=bundles.PKPASSES_MIMETYPE)
     response.headers["Content-Disposition"] = 'attachment; filename="passes.pkpasses"'
+    return response
+
+
+@bp.post("/sign")
+def sign() -> Response:
+    """Sign an unsigned package (a zip of pass.json, images, xx.lproj/) with our certificate.
+
+    Validated first; nothing is stored unless `?store=true`, which keeps it as a pass
+    served and updated by this service (its webServiceURL and token then become ours).
+    """
+    files = packages.read_zip(request.get_data())
+    if "pass.json" not in files:
+        raise ValidationError("the zip has no pass.json at its top level")
+    credentials = context.credentials()
+    pkpass, report = packages.sign_unsigned(files, credentials)
+    if request.args.get("store") in ("1", "true"):
+        pass_json = json.loads(files.pop("pass.json"))
+        serial = pass_json.get("serialNumber")
+        data = {k: v for k, v in pass_json.items() if k not in INJECTED_KEYS}
+        pass_, report = store.create_pass(
+            template=None, data=data, files=files, serial_number=serial
+        )
+        db.session.commit()
+        pkpass = store.build_pkpass(pass_)
+    response = Response(pkpass, mimetype=PKPASS_MIMETYPE)
+    response.headers["X-Pass-Warnings"] = str(len(report.warnings))
     return response
 
 

@@ -14,7 +14,7 @@ from cryptography import x509
 from flask import Blueprint, current_app
 
 from models import Pass, db
-from passes import bundles, context, links, pushing, store
+from passes import bundles, context, links, packages, pushing, store
 from passes.errors import ApiError
 from passes.validation import PassInvalid, Report
 from passes.verify import verify_pkpass
@@ -248,3 +248,17 @@ def _load_certificate(data: bytes) -> x509.Certificate:
     if b"-----BEGIN" in data:
         return x509.load_pem_x509_certificate(data)
     return x509.load_der_x509_certificate(data)
+
+
+@bp.cli.command("sign")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def sign_command(folder: Path, output: Path) -> None:
+    """Validate a pass folder (pass.json, images, xx.lproj/) and sign it into a .pkpass."""
+    try:
+        pkpass, report = packages.sign_unsigned(packages.read_folder(folder), context.credentials())
+    except (ApiError, PassInvalid) as error:
+        _fail(error)
+    _warn(report)
+    output.write_bytes(pkpass)
+    click.echo(f"wrote {output} ({len(pkpass)} bytes)")

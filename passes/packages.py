@@ -1,0 +1,96 @@
+"""Unsigned pass packages as designers hand them over: a zip, or a folder."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+from passes.credentials import PassCredentials
+from passes.errors import ValidationError
+from passes.signing import sign_package
+from passes.validation import PassInvalid, Problem, Report, ensure_valid
+
+# Limits for an upload: a real pass is a few hundred kilobytes in a dozen files.
+MAX_FILES = 200
+MAX_UNCOMPRESSED = 20 * 1024 * 1024
+# What macOS and zip tools add that is not part of the pass.
+IGNORED = ("__MACOSX/", ".DS_Store", "manifest.json", "signature")
+
+
+def read_zip(data: bytes) -> dict[str, bytes]:
+    """The files of a zipped package; a single enclosing folder ("My.pass/") is unwrapped."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise ValidationError("the body is not a zip file") from None
+    entries = [info for info in archive.infolist() if not info.is_dir()]
+    if len(entries) > MAX_FILES:
+        raise ValidationError(f"a pass package has at most {MAX_FILES} files")
+    # Declared sizes can lie; reading stops at the limit all the same (see _read).
+    budget = MAX_UNCOMPRESSED
+    files: dict[str, bytes] = {}
+    for info in entries:
+        content = _read(archive, info, budget)
+        budget -= len(content)
+        files[info.filename] = content
+    return _unwrap(_without_ignored(files))
+
+
+def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> bytes:
+    try:
+        with archive.open(info) as entry:
+            content = entry.read(budget + 1)
+    except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, EOFError):
+        raise ValidationError(f"{info.filename} cannot be read from the zip") from None
+    if len(content) > budget:
+        raise ValidationError(f"the package unpacks to more than {MAX_UNCOMPRESSED} bytes")
+    return content
+
+
+def read_folder(folder: Path) -> dict[str, bytes]:
+    files = {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+    return _without_ignored(files)
+
+
+def _without_ignored(files: dict[str, bytes]) -> dict[str, bytes]:
+    return {
+        name: content
+        for name, content in files.items()
+        if not any(name.startswith(p) or name.endswith(p) for p in IGNORED)
+    }
+
+
+def _unwrap(files: dict[str, bytes]) -> dict[str, bytes]:
+    tops = {name.split("/", 1)[0] for name in files}
+    if len(tops) == 1 and "pass.json" not in files and all("/" in n for n in files):
+        prefix = tops.pop() + "/"
+        return {name[len(prefix) :]: content for name, content in files.items()}
+    return files
+
+
+def sign_unsigned(files: dict[str, bytes], credentials: PassCredentials) -> tuple[bytes, Report]:
+    """Validate, check the identifiers match our certificate, and sign."""
+    report = ensure_valid(files)
+    pass_json = json.loads(files["pass.json"])
+    mismatches = Report()
+    for key, ours in (
+        ("passTypeIdentifier", credentials.pass_type_identifier),
+        ("teamIdentifier", credentials.team_identifier),
+    ):
+        if pass_json.get(key) != ours:
+            mismatches.errors.append(
+                Problem(
+                    f"$.{key}",
+                    f"is {pass_json.get(key)!r} but this service's certificate is for {ours!r}",
+                    f"set {key} to {ours!r}; Wallet refuses a pass signed for another one",
+                )
+            )
+    if mismatches.errors:
+        raise PassInvalid(mismatches)
+    return sign_package(files, credentials), report
