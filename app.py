@@ -13,7 +13,7 @@ from flask import Flask
 from flask_migrate import Migrate
 
 from models import db
-from passes import admin, cli, context, pushing, webservice
+from passes import admin, cli, context, health, pushing, webservice
 from passes.building import TemplateStore
 from passes.credentials import CredentialsError, load_credentials
 from passes.errors import register_error_handlers
@@ -161,6 +161,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(webservice.bp, url_prefix=WEB_SERVICE_PATH)
     app.register_blueprint(admin.bp, url_prefix="/api")
     app.register_blueprint(cli.bp)
+    app.register_blueprint(health.bp)
+    health.install_request_log(app)
     register_error_handlers(app)
     return app
 

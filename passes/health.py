@@ -1,0 +1,93 @@
+"""`/healthz` for load balancers and uptime checks, and one log line per request."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
+
+from models import db
+from passes import context, pushing
+
+log = logging.getLogger("passes.requests")
+
+bp = Blueprint("health", __name__)
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    """200 when the service can do its job, 503 with the reason otherwise."""
+    checks: dict[str, Any] = {}
+    healthy = True
+    try:
+        with db.engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+            current = set(MigrationContext.configure(connection).get_current_heads())
+        checks["database"] = "ok"
+        heads = set(_script_directory().get_heads())
+        checks["migrations"] = (
+            "at head" if current == heads else "not at head: run flask db upgrade"
+        )
+        healthy &= current == heads
+        checks["pushBacklog"] = pushing.pending_count()
+    except SQLAlchemyError as error:
+        log.warning("health check: database unreachable (%s)", type(error).__name__)
+        checks["database"] = "unreachable"
+        healthy = False
+    credentials = context.runtime().credentials
+    if credentials is None:
+        checks["certificate"] = "not configured: set PASS_CERTIFICATE and WWDR_CERTIFICATE"
+        healthy = False
+    else:
+        days = (credentials.expires_at - datetime.now(UTC)).days
+        checks["certificate"] = {
+            "passTypeIdentifier": credentials.pass_type_identifier,
+            "expiresAt": credentials.expires_at.isoformat(),
+            "daysToExpiry": days,
+        }
+        healthy &= days >= 0
+    return jsonify({"status": "ok" if healthy else "unhealthy", "checks": checks}), (
+        200 if healthy else 503
+    )
+
+
+def _script_directory() -> ScriptDirectory:
+    config = current_app.extensions["migrate"].migrate.get_config()
+    return ScriptDirectory.from_config(config)
+
+
+def install_request_log(app: Flask) -> None:
+    """One line per request: id, method, endpoint, status, duration; never paths' tokens,
+    headers or bodies."""
+
+    @app.before_request
+    def start() -> None:
+        offered = request.headers.get("X-Request-Id", "")
+        g.request_id = offered if REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex[:16]
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def finish(response: Response) -> Response:
+        started = g.get("started")
+        duration = (time.perf_counter() - started) * 1000 if started else 0.0
+        response.headers["X-Request-Id"] = g.get("request_id", "-")
+        log.info(
+            "request id=%s method=%s endpoint=%s status=%d duration_ms=%.1f",
+            g.get("request_id", "-"),
+            request.method,
+            request.endpoint or "-",
+            response.status_code,
+            duration,
+        )
+        return response
