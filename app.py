@@ -13,7 +13,7 @@ from flask import Flask
 from flask_migrate import Migrate
 
 from models import db
-from passes import admin, cli, context, health, pushing, webservice
+from passes import admin, cli, context, dashboard, distribution, health, pushing, webservice
 from passes.building import TemplateStore
 from passes.credentials import CredentialsError, load_credentials
 from passes.errors import register_error_handlers
@@ -72,6 +72,10 @@ def config_from_environment(instance_path: str) -> dict[str, Any]:
         # Admin uploads carry base64 images; device bodies have their own, smaller limit.
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 5 * 1024 * 1024)),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        # The dashboard's session cookie: never sent on cross-site POSTs, HTTPS-only
+        # behind HTTPS.
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": bool(public_url and public_url.startswith("https://")),
         "APNS_URL": env.get("APNS_URL", "https://api.push.apple.com"),
         "APNS_CA_FILE": env.get("APNS_CA_FILE"),
         "APNS_MAX_STREAMS": int(env.get("APNS_MAX_STREAMS", 1000)),
@@ -162,6 +166,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin.bp, url_prefix="/api")
     app.register_blueprint(cli.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(distribution.bp)  # /p/<token>: the public pass pages
+    app.register_blueprint(dashboard.bp, url_prefix="/admin")
     health.install_request_log(app)
     register_error_handlers(app)
     return app

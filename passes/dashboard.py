@@ -1,0 +1,321 @@
+"""The admin dashboard: HTML pages over the same operations as the admin API.
+
+Admins sign in with ADMIN_TOKEN once; the signed session cookie then carries the login.
+Every POST carries a per-session CSRF token, because a cookie (unlike the API's bearer
+header) is sent by the browser on requests that other sites start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from werkzeug.exceptions import HTTPException
+
+from models import (
+    Device,
+    DeviceLogEntry,
+    Pass,
+    PendingPush,
+    PushOutcomeCount,
+    Registration,
+    db,
+    utcnow,
+)
+from passes import distribution, links, pushing, store
+from passes.errors import ApiError
+
+bp = Blueprint("dashboard", __name__, template_folder="templates")
+
+PAGE_SIZE = 50
+LOG_ROWS = 200
+PUSH_HOURS = 72
+# A stolen cookie cannot be revoked on the server (the session lives in the cookie), so it
+# stops working on its own after this long.
+LOGIN_SECONDS = 12 * 3600
+OUTCOMES = ("sent", "removed", "retry_later", "failed")
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Robots-Tag": "noindex",
+}
+
+
+# --- Login and CSRF ---------------------------------------------------------------------
+
+
+def _admin_token() -> str | None:
+    return current_app.config.get("ADMIN_TOKEN") or None
+
+
+def _token_fingerprint(admin_token: str) -> str:
+    # Stored in the session so that changing ADMIN_TOKEN signs every browser out. Rotating
+    # SECRET_KEY would too, but it also derives the passes' authentication tokens.
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, b"dashboard:" + admin_token.encode(), hashlib.sha256).hexdigest()
+
+
+def logged_in() -> bool:
+    admin_token = _admin_token()
+    if admin_token is None or session.get("admin") is not True:
+        return False
+    fingerprint = session.get("admin_key")
+    if not isinstance(fingerprint, str):
+        return False
+    since = session.get("admin_since")
+    fresh = isinstance(since, int) and 0 <= time.time() - since < LOGIN_SECONDS
+    return fresh and hmac.compare_digest(fingerprint, _token_fingerprint(admin_token))
+
+
+def csrf_token() -> str:
+    """This session's CSRF token, made on first use; forms send it back as `csrf_token`."""
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+def _check_csrf() -> None:
+    expected = session.get("csrf")
+    offered = request.form.get("csrf_token", "")
+    if not isinstance(expected, str) or not hmac.compare_digest(
+        offered.encode(), expected.encode()
+    ):
+        abort(400, "This form is out of date or did not come from the dashboard. Reload the page.")
+
+
+@bp.before_request
+def guard() -> Any:
+    if _admin_token() is None:
+        return render_template("dashboard/disabled.html"), 403
+    if request.method == "POST":
+        _check_csrf()  # the login form too: no one else may sign a browser in
+    if request.endpoint != "dashboard.login" and not logged_in():
+        return redirect(url_for(".login", next=request.full_path))
+    return None
+
+
+@bp.after_request
+def security_headers(response: Response) -> Response:
+    for name, value in HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+@bp.context_processor
+def template_helpers() -> dict[str, Any]:
+    return {"csrf_token": csrf_token, "logged_in": logged_in, "when": when}
+
+
+def when(moment: datetime | None) -> str:
+    """A timestamp for people: UTC to the second, as the database keeps it."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
+
+
+def _safe_next(target: str | None) -> str:
+    # Only back into the dashboard: a `next` pointing elsewhere would make the login page
+    # an open redirect.
+    home = url_for(".passes")
+    if target and target.startswith(home) and "\\" not in target and "//" not in target:
+        return target
+    return home
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    error = None
+    if request.method == "POST":
+        offered = request.form.get("token", "")
+        admin_token = _admin_token() or ""
+        if hmac.compare_digest(offered.encode(), admin_token.encode()):
+            # A new session: nothing from before the login (its CSRF token included) survives.
+            session.clear()
+            session["admin"] = True
+            session["admin_key"] = _token_fingerprint(admin_token)
+            session["admin_since"] = int(time.time())
+            csrf_token()
+            return redirect(_safe_next(request.args.get("next")))
+        error = "That is not the admin token."
+    status = 401 if error else 200
+    return render_template("dashboard/login.html", error=error), status
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    session.clear()
+    flash("Signed out.")
+    return redirect(url_for(".login"))
+
+
+# --- Pages ----------------------------------------------------------------------------------
+
+
+def _page_number() -> int:
+    value = request.args.get("page", "1")
+    return int(value) if value.isdigit() and 0 < int(value) < 10**6 else 1
+
+
+@bp.get("/")
+def passes() -> str:
+    """Every pass, newest change first; `q` searches serial numbers and template names."""
+    search = request.args.get("q", "").strip()[:200]
+    page = _page_number()
+    query = sa.select(Pass)
+    if search:
+        query = query.where(
+            sa.or_(
+                Pass.serial_number.icontains(search, autoescape=True),
+                Pass.template.icontains(search, autoescape=True),
+            )
+        )
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
+    rows = db.session.scalars(
+        query.order_by(Pass.update_tag.desc(), Pass.id.desc())
+        .limit(PAGE_SIZE)
+        .offset((page - 1) * PAGE_SIZE)
+    ).all()
+    devices = dict(
+        db.session.execute(
+            sa.select(Registration.pass_id, sa.func.count())
+            .where(Registration.pass_id.in_([p.id for p in rows]))
+            .group_by(Registration.pass_id)
+        ).all()
+    )
+    return render_template(
+        "dashboard/passes.html",
+        passes=rows,
+        devices=devices,
+        search=search,
+        page=page,
+        total=total,
+        pages=max(1, -(-total // PAGE_SIZE)),
+    )
+
+
+@bp.get("/passes/<pass_type_id>/<serial_number>")
+def pass_detail(pass_type_id: str, serial_number: str) -> str:
+    pass_ = store.get_pass(pass_type_id, serial_number)
+    registrations = db.session.execute(
+        sa.select(Device, Registration.created_at, PendingPush.device_id)
+        .join(Registration, Registration.device_id == Device.id)
+        .outerjoin(PendingPush, PendingPush.device_id == Device.id)
+        .where(Registration.pass_id == pass_.id)
+        .order_by(Registration.created_at)
+    ).all()
+    return render_template(
+        "dashboard/pass.html",
+        pass_=pass_,
+        preview=distribution.preview(pass_, [tag for tag, _ in request.accept_languages]),
+        data_json=json.dumps(pass_.data, indent=2, sort_keys=True, ensure_ascii=False),
+        registrations=[
+            # The prefix tells devices apart without being enough to push to them.
+            {"device": device, "token_prefix": device.push_token[:8], "since": since}
+            for device, since, pending in registrations
+        ],
+        pending={device.id for device, _, pending in registrations if pending is not None},
+        voided=pass_.data.get("voided") is True,
+        share_url=links.download_url(pass_),
+    )
+
+
+def _devices_holding(pass_: Pass) -> int:
+    return (
+        db.session.scalar(sa.select(sa.func.count()).where(Registration.pass_id == pass_.id)) or 0
+    )
+
+
+@bp.post("/passes/<pass_type_id>/<serial_number>/push")
+def push_now(pass_type_id: str, serial_number: str) -> Response:
+    """A new version of the pass, so every device that holds it is told to fetch it."""
+    pass_ = store.get_pass(pass_type_id, serial_number)
+    store.touch_pass(pass_)
+    devices = _devices_holding(pass_)
+    db.session.commit()
+    current_app.extensions["pass_server"].after_change()
+    if devices:
+        flash(f"Queued a push to {devices} device{'s' if devices != 1 else ''}.")
+    else:
+        flash("No device holds this pass yet, so there is no one to push to.")
+    return redirect(url_for(".pass_detail", pass_type_id=pass_type_id, serial_number=serial_number))
+
+
+@bp.post("/passes/<pass_type_id>/<serial_number>/void")
+def void(pass_type_id: str, serial_number: str) -> Response:
+    back = url_for(".pass_detail", pass_type_id=pass_type_id, serial_number=serial_number)
+    if request.form.get("confirm") != "yes":
+        flash("Nothing changed: tick the box to confirm that the pass should be voided.")
+        return redirect(back)
+    store.update_pass(pass_type_id, serial_number, data={"voided": True})
+    db.session.commit()
+    current_app.extensions["pass_server"].after_change()
+    flash("The pass is voided; devices that hold it are being told.")
+    return redirect(back)
+
+
+@bp.get("/logs")
+def device_logs() -> str:
+    """What Wallet on devices reported about talking to us (POST /v1/log)."""
+    entries = db.session.scalars(
+        sa.select(DeviceLogEntry).order_by(DeviceLogEntry.id.desc()).limit(LOG_ROWS)
+    ).all()
+    return render_template("dashboard/logs.html", entries=entries, limit=LOG_ROWS)
+
+
+@bp.get("/pushes")
+def push_outcomes() -> str:
+    """Push outcomes per hour over the last few days, and what is still waiting to be sent."""
+    since = utcnow() - timedelta(hours=PUSH_HOURS)
+    rows = db.session.scalars(
+        sa.select(PushOutcomeCount)
+        .where(PushOutcomeCount.hour >= since)
+        .order_by(PushOutcomeCount.hour.desc())
+    ).all()
+    by_hour: dict[datetime, dict[str, int]] = defaultdict(dict)
+    for row in rows:
+        by_hour[row.hour][row.outcome] = row.count
+    totals = {o: sum(counts.get(o, 0) for counts in by_hour.values()) for o in OUTCOMES}
+    return render_template(
+        "dashboard/pushes.html",
+        hours=sorted(by_hour.items(), reverse=True),
+        totals=totals,
+        outcomes=OUTCOMES,
+        pending=pushing.pending_count(),
+        window=PUSH_HOURS,
+    )
+
+
+# --- Errors ---------------------------------------------------------------------------------
+
+
+@bp.errorhandler(ApiError)
+def api_error(error: ApiError) -> tuple[str, int]:
+    return render_template("dashboard/error.html", message=error.message), error.status
+
+
+@bp.errorhandler(HTTPException)
+def http_error(error: HTTPException) -> tuple[str, int]:
+    message = error.description or error.name
+    return render_template("dashboard/error.html", message=message), error.code or 500

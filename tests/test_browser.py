@@ -1,0 +1,207 @@
+"""The pass page and the dashboard in a real (headless) Chromium, against a real server.
+
+Needs Debian's `chromium` and `chromium-driver` packages; without /usr/bin/chromium these
+tests are skipped. Every wait has a deadline: a broken page fails in seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as seen
+from selenium.webdriver.support.wait import WebDriverWait
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from models import Pass, db
+from passes import links
+from tests.conftest import ADMIN_TOKEN, Admin
+from tests.pkpass_tools import openssl_verify, pass_json, unzip
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+DEADLINE = 10.0  # seconds for any one thing to happen in the browser
+SCREENSHOT = Path("/tmp/pass_page.png")
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="Chromium is not installed: apt-get install chromium chromium-driver",
+)
+
+
+@pytest.fixture(scope="module")
+def server(make_app: Callable[..., Flask], app: Flask) -> Iterator[tuple[Flask, str]]:
+    """The app with the public pages and dashboard, served over HTTP on a free port."""
+    served = make_app()
+    http = make_server("127.0.0.1", 0, served, threaded=True)
+    base = f"http://127.0.0.1:{http.server_port}"
+    # Links must point at this server, and its session cookie must travel over plain HTTP.
+    served.config.update(PUBLIC_URL=base, SESSION_COOKIE_SECURE=False)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    yield served, base
+    _stop(http, thread)
+
+
+def _stop(http: BaseWSGIServer, thread: threading.Thread) -> None:
+    http.shutdown()
+    http.server_close()
+    thread.join(timeout=DEADLINE)
+
+
+@pytest.fixture(scope="module")
+def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def chrome(tmp_path_factory: pytest.TempPathFactory, downloads: Path) -> Iterator[WebDriver]:
+    """A phone-sized headless Chromium with a fresh profile."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=390,844",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
+        options.add_argument(flag)
+    # Chromium keeps desktop windows at least 500 pixels wide; emulating the phone's screen
+    # is what makes the page really 390 CSS pixels wide (and honour its viewport meta tag).
+    options.add_experimental_option(
+        "mobileEmulation", {"deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 2}}
+    )
+    options.add_experimental_option(
+        "prefs",
+        {"download.default_directory": str(downloads), "download.prompt_for_download": False},
+    )
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver.set_page_load_timeout(DEADLINE)
+    # Headless Chromium refuses downloads unless told where to put them.
+    driver.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
+    yield driver
+    driver.quit()
+
+
+def wait(driver: WebDriver) -> WebDriverWait[WebDriver]:
+    return WebDriverWait(driver, DEADLINE)
+
+
+def wait_for_file(path: Path) -> bytes:
+    """The file once Chromium has finished writing it (it writes to a .crdownload first)."""
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        if path.exists() and not path.with_name(path.name + ".crdownload").exists():
+            return path.read_bytes()
+        time.sleep(0.05)  # polling the file system: there is no event to wait on
+    raise AssertionError(f"{path.name} was not downloaded within {DEADLINE} seconds")
+
+
+def public_link(served: Flask, serial: str) -> str:
+    with served.app_context():
+        pass_ = db.session.query(Pass).filter_by(serial_number=serial).one()
+        return links.download_url(pass_)
+
+
+def test_pass_page_shows_the_pass_on_a_phone_and_adds_it_to_wallet(
+    server: tuple[Flask, str],
+    chrome: WebDriver,
+    admin: Admin,
+    downloads: Path,
+    chain_files: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    served, _ = server
+    member = {"key": "member", "label": "MEMBER", "value": "Grace Hopper"}
+    admin.create_pass(
+        serialNumber="browser-1", **{"pass": {"storeCard": {"secondaryFields": [member]}}}
+    )
+    chrome.get(public_link(served, "browser-1"))
+
+    card = wait(chrome).until(seen.visibility_of_element_located((By.CSS_SELECTOR, ".pass")))
+    assert "Grace Hopper" in card.text
+    assert "Bean There" in card.text and "Green" in card.text
+    code = chrome.find_element(By.CSS_SELECTOR, ".pass-code svg")
+    assert code.is_displayed() and code.size["width"] >= 120
+    logo = chrome.find_element(By.CSS_SELECTOR, "img.pass-logo")
+    assert chrome.execute_script("return arguments[0].naturalWidth", logo) > 0
+    # Nothing wider than the phone: no sideways scrolling.
+    assert chrome.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    assert chrome.execute_script("return window.innerWidth") == 390
+    chrome.save_screenshot(str(SCREENSHOT))
+
+    button = chrome.find_element(By.LINK_TEXT, "Add to Apple Wallet")
+    href = button.get_attribute("href")
+    with urllib.request.urlopen(href, timeout=DEADLINE) as response:
+        assert response.headers["Content-Type"] == "application/vnd.apple.pkpass"
+        fetched = response.read()
+    assert openssl_verify(unzip(fetched), chain_files["root"], tmp_path).returncode == 0
+
+    shutil.rmtree(downloads, ignore_errors=True)
+    downloads.mkdir()
+    button.click()
+    saved = wait_for_file(downloads / "browser-1.pkpass")
+    assert pass_json(saved)["storeCard"]["secondaryFields"][0]["value"] == "Grace Hopper"
+    assert openssl_verify(unzip(saved), chain_files["root"], tmp_path / "click").returncode == 0
+
+
+def test_a_tampered_link_shows_a_not_found_page(
+    server: tuple[Flask, str], chrome: WebDriver, admin: Admin
+) -> None:
+    served, _ = server
+    admin.create_pass(serialNumber="browser-2")
+    chrome.get(public_link(served, "browser-2") + "x")
+    heading = wait(chrome).until(seen.visibility_of_element_located((By.TAG_NAME, "h1")))
+    assert "couldn't find this pass" in heading.text
+
+
+def test_admin_signs_in_finds_a_pass_and_voids_it(
+    server: tuple[Flask, str], chrome: WebDriver, admin: Admin
+) -> None:
+    _, base = server
+    admin.create_pass(serialNumber="browser-void-1")
+    admin.create_pass(serialNumber="browser-keep-2")
+    chrome.delete_all_cookies()
+
+    chrome.get(base + "/admin/")
+    wait(chrome).until(seen.url_contains("/admin/login"))
+    chrome.find_element(By.NAME, "token").send_keys(ADMIN_TOKEN)
+    chrome.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    search = wait(chrome).until(seen.visibility_of_element_located((By.NAME, "q")))
+
+    search.send_keys("void")
+    search.submit()
+    wait(chrome).until(seen.url_contains("q=void"))
+    table = chrome.find_element(By.TAG_NAME, "table").text
+    assert "browser-void-1" in table and "browser-keep-2" not in table
+
+    chrome.find_element(By.LINK_TEXT, "browser-void-1").click()
+    wait(chrome).until(seen.visibility_of_element_located((By.CSS_SELECTOR, ".pass")))
+    chrome.find_element(By.NAME, "confirm").click()
+    chrome.find_element(By.XPATH, "//button[normalize-space()='Void']").click()
+    flash = wait(chrome).until(seen.visibility_of_element_located((By.CSS_SELECTOR, ".flash")))
+    assert "voided" in flash.text
+
+    shown = admin.get("/api/passes/pass.com.example.test/browser-void-1").get_json()
+    assert shown["pass"]["voided"] is True
+    assert "voided" not in str(
+        admin.get("/api/passes/pass.com.example.test/browser-keep-2").get_json()["pass"]
+    )
