@@ -80,6 +80,8 @@ def config_from_environment(instance_path: str) -> dict[str, Any]:
         "APNS_CA_FILE": env.get("APNS_CA_FILE"),
         "APNS_MAX_STREAMS": int(env.get("APNS_MAX_STREAMS", 1000)),
         "APNS_MAX_CONNECTIONS": int(env.get("APNS_MAX_CONNECTIONS", 4)),
+        # First retry of a 429/5xx within about this many seconds, doubling each time.
+        "APNS_BACKOFF_SECONDS": float(env.get("APNS_BACKOFF_SECONDS", 0.5)),
         # inline: push from the web process right after a change (no worker needed);
         # worker: leave it to `flask passes worker`; off: only record pending pushes.
         "PUSH_MODE": env.get("PUSH_MODE") or None,

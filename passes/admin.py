@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.http import http_date
 
-from models import Device, DeviceLogEntry, Pass, PendingPush, Registration, db, utcnow
+from models import DeviceLogEntry, Pass, Registration, db, utcnow
 from passes import bundles, context, links, packages, store
 from passes.building import INJECTED_KEYS
 from passes.errors import Forbidden, NotFound, Unauthorized, ValidationError
@@ -214,14 +214,7 @@ def download(pass_type_id: str, serial_number: str) -> Response:
 @bp.get(PASS_URL + "/registrations")
 def registrations(pass_type_id: str, serial_number: str) -> Response:
     pass_ = store.get_pass(pass_type_id, serial_number)
-    rows = db.session.execute(
-        sa.select(Device, Registration.created_at, PendingPush.device_id)
-        .join(Registration, Registration.device_id == Device.id)
-        .outerjoin(PendingPush, PendingPush.device_id == Device.id)
-        .where(Registration.pass_id == pass_.id)
-        .order_by(Registration.created_at)
-        .limit(_limit())
-    ).all()
+    rows = store.registrations_of(pass_, limit=_limit())
     return jsonify(
         {
             "registrations": [

@@ -4,9 +4,9 @@ Wallet's protocol: POST `{}` to `/3/device/<pushToken>` on api.push.apple.com wi
 Type ID certificate as the TLS client certificate; the device then asks our web service
 which serial numbers changed.
 
-We drive the `h2` library over one asyncio TLS connection instead of using httpx: httpx's
-HTTP/2 request path managed ~500-900 pushes/s on one core, this ~5,000-8,000/s
-(see BENCHMARKS.md and bench/push_sender.py).
+We drive the `h2` library over asyncio TLS connections instead of using httpx: on one core
+httpx's HTTP/2 request path managed ~500-900 pushes/s against a local nginx, this ~7,000/s
+(bench/push_sender.py, BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ BODY = b"{}"
 
 # Apple's reasons meaning "this token will never work again": remove its registrations.
 DEAD_TOKEN_REASONS = frozenset({"BadDeviceToken", "DeviceTokenNotForTopic"})
+# A GOAWAY carrying one of these refuses the certificate for every push on the connection.
+CERTIFICATE_REASONS = frozenset({"BadCertificate", "BadCertificateEnvironment", "Forbidden"})
 
 # Device tokens are hex (32 bytes today; Apple says not to rely on the length). Checking the
 # alphabet also guarantees a token cannot change the request path.
@@ -70,7 +72,7 @@ class ApnsSettings:
     max_attempts: int = 5  # per token, for 429, 5xx and lost connections
     backoff_base: float = 0.5  # seconds; exponential with full jitter
     backoff_cap: float = 30.0
-    timeout: float = 30.0  # to connect, and for each answer
+    timeout: float = 30.0  # to connect; per push, from waiting for a stream to the answer
 
 
 class Outcome(StrEnum):
@@ -125,8 +127,8 @@ class _Stopped(Exception):
     """The batch stopped before this request was sent."""
 
 
-class _TlsRejected(Exception):
-    """The server refused our client certificate during the TLS handshake."""
+class _CertificateRefused(Exception):
+    """The server refused our client certificate: TLS alert, or a GOAWAY saying so."""
 
 
 _Answer = tuple[int, str | None]  # HTTP status and APNs reason
@@ -181,31 +183,37 @@ class ApnsClient:
         for connection in connections:
             connection.abort()
 
-    def headers(self, token: str, tail: _Headers) -> _Headers:
+    def _headers(self, token: str, tail: _Headers) -> _Headers:
         # Never-indexed keeps device tokens out of HPACK tables, and stops every new path from
         # evicting the constant headers there.
         path = NeverIndexedHeaderTuple(b":path", b"/3/device/" + token.encode())
         return [*self._pseudo_headers, path, *tail]
 
-    async def request(self, headers: _Headers, stop: Callable[[], bool]) -> _Answer:
+    async def _request(self, headers: _Headers, stop: Callable[[], bool]) -> _Answer:
         """Send one push on a connection with a free stream; return (status, reason)."""
-        connection = await self._connection_with_room(stop)
-        stream_id, answer = connection.send(headers)
+        connection, stream_id = None, 0
         try:
             async with asyncio.timeout(self.settings.timeout):
+                connection = await self._connection_with_room(stop)
+                stream_id, answer = connection.send(headers)
                 return await answer
         except TimeoutError:
-            connection.cancel(stream_id)
-            raise _StreamLost(f"no answer within {self.settings.timeout:g} s") from None
+            if connection is not None:
+                connection.cancel(stream_id)
+            raise _StreamLost(f"timed out after {self.settings.timeout:g} s") from None
 
     async def _connection_with_room(self, stop: Callable[[], bool]) -> _Connection:
         while True:
             if stop():
+                # We may have been woken for a free stream we will not use: pass it on.
+                self._room_freed()
                 raise _Stopped
             for connection in self._connections:
                 if connection.has_room():
                     return connection
-            if len(self._connections) + self._opening < self.settings.max_connections:
+            # Open one connection at a time, and only when every open one is saturated: a
+            # connection being opened may well be enough.
+            if not self._opening and len(self._connections) < self.settings.max_connections:
                 await self._open()
                 continue
             waiter = asyncio.get_running_loop().create_future()
@@ -240,7 +248,7 @@ class ApnsClient:
         except ssl.SSLError as exc:
             connection.abort()
             if _is_certificate_alert(exc):
-                raise _TlsRejected(exc.reason or str(exc)) from exc
+                raise _CertificateRefused(exc.reason or str(exc)) from exc
             raise
         except BaseException:
             connection.abort()
@@ -281,6 +289,8 @@ class _Stream:
         self.status = 0
         self.body = b""
 
+
+_GOAWAY_FRAME = 0x7
 
 _H2_CONFIG = h2.config.H2Configuration(
     client_side=True,
@@ -331,6 +341,7 @@ class _Connection(asyncio.Protocol):
         self._own_limit = max_streams
         self._limit = 0  # no requests until the server's SETTINGS arrive
         self._flush_scheduled = False
+        self._inbox = bytearray()  # received bytes that do not yet make a whole frame
         self._room_freed = room_freed
         self._changed = changed
         self.draining = False
@@ -403,10 +414,30 @@ class _Connection(asyncio.Protocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
+        # GOAWAY frames are kept from h2: after one, h2 refuses every further frame, but a
+        # server shutting down gracefully (nginx at its request limit, APNs restarting) still
+        # answers the streams up to the GOAWAY's last stream id.
+        self._inbox += data
+        start = position = 0
+        while len(self._inbox) - position >= 9:  # a frame header
+            end = position + 9 + int.from_bytes(self._inbox[position : position + 3])
+            if end > len(self._inbox):
+                break
+            if self._inbox[position + 3] == _GOAWAY_FRAME:
+                self._receive(self._inbox[start:position])
+                self._goaway(bytes(self._inbox[position + 9 : end]))
+                start = end
+            position = end
+        self._receive(self._inbox[start:position])
+        del self._inbox[:position]
+        self._flush()
+
+    def _receive(self, data: bytes | bytearray) -> None:
+        if not data or self._transport is None or self._transport.is_closing():
+            return
         try:
-            events = self._h2.receive_data(data)
+            events = self._h2.receive_data(bytes(data))
         except h2.exceptions.ProtocolError as exc:
-            # h2 also refuses answers that follow a GOAWAY; their streams are resent.
             log.warning("APNs HTTP/2 protocol error, reconnecting: %r", exc)
             self._flush()
             self.abort()
@@ -430,9 +461,6 @@ class _Connection(asyncio.Protocol):
                 self._settings_changed()
             elif isinstance(event, h2.events.WindowUpdated):
                 self._room_freed()
-            elif isinstance(event, h2.events.ConnectionTerminated):
-                self._goaway(event)
-        self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         why = f"connection lost ({exc!r})" if exc else "connection closed"
@@ -464,10 +492,10 @@ class _Connection(asyncio.Protocol):
             self.close()
         self._room_freed()
 
-    def _lose(self, stream_id: int, why: str) -> None:
+    def _lose(self, stream_id: int, why: str, error: Exception | None = None) -> None:
         stream = self._streams.pop(stream_id, None)
         if stream is not None and not stream.answer.done():
-            stream.answer.set_exception(_StreamLost(why))
+            stream.answer.set_exception(error or _StreamLost(why))
 
     def _settings_changed(self) -> None:
         server_limit = self._h2.remote_settings.max_concurrent_streams
@@ -476,20 +504,21 @@ class _Connection(asyncio.Protocol):
             self.ready.set_result(None)
         self._changed(self)
 
-    def _goaway(self, event: h2.events.ConnectionTerminated) -> None:
+    def _goaway(self, payload: bytes) -> None:
+        last_stream_id = int.from_bytes(payload[:4]) & 0x7FFFFFFF
+        error_code = int.from_bytes(payload[4:8])
+        reason = _reason(payload[8:])
         log.info(
-            "APNs sent GOAWAY (%s, last stream %s, %r)",
-            event.error_code,
-            event.last_stream_id,
-            event.additional_data,
+            "APNs sent GOAWAY (error %d, %s, last stream %d)", error_code, reason, last_stream_id
         )
-        # Streams above last_stream_id were never processed; h2 will also refuse the answers
-        # to the others, so every unanswered push is resent (at least once: a duplicate
-        # background push costs the device one "what changed?" request).
-        for stream_id in list(self._streams):
-            self._lose(stream_id, "GOAWAY")
         self._retire()
-        self.close()
+        for stream_id in list(self._streams):
+            if reason in CERTIFICATE_REASONS:
+                self._lose(stream_id, reason, _CertificateRefused(reason))
+            elif stream_id > last_stream_id:
+                self._lose(stream_id, "GOAWAY: never processed")  # safe to resend
+        if not self._streams:
+            self.close()
 
     def _retire(self) -> None:
         self.draining = True
@@ -534,7 +563,7 @@ class _Batch:
     async def run(self) -> list[PushResult]:
         valid = []
         for token in self.tokens:
-            if _TOKEN.fullmatch(token):
+            if is_valid_token(token):
                 valid.append(token)
             else:
                 self.results[token] = PushResult(token, Outcome.FAILED, None, "InvalidToken")
@@ -555,15 +584,15 @@ class _Batch:
         return self.rejected is not None
 
     async def _push(self, token: str) -> PushResult:
-        headers = self.client.headers(token, self.tail)
+        headers = self.client._headers(token, self.tail)
         status: int | None = None
         reason: str | None = None
         for attempt in range(1, self.settings.max_attempts + 1):
             try:
-                status, reason = await self.client.request(headers, self._stop_requested)
+                status, reason = await self.client._request(headers, self._stop_requested)
             except _Stopped:
                 return PushResult(token, Outcome.RETRY_LATER, status, reason or "NotSent")
-            except _TlsRejected as exc:
+            except _CertificateRefused as exc:
                 self._reject(str(exc))
                 return PushResult(token, Outcome.RETRY_LATER, None, str(exc))
             except (OSError, TimeoutError, _StreamLost) as exc:
@@ -608,6 +637,13 @@ class _Batch:
             counts[Outcome.RETRY_LATER],
             counts[Outcome.FAILED],
         )
+        if counts[Outcome.RETRY_LATER]:
+            reasons = Counter(
+                f"{r.status or 'no answer'} {r.reason}"
+                for r in results
+                if r.outcome is Outcome.RETRY_LATER
+            )
+            log.warning("APNs pushes left for later, by reason: %s", reasons.most_common(3))
 
 
 def _client_ssl_context(settings: ApnsSettings) -> ssl.SSLContext:

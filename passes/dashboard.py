@@ -32,10 +32,8 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 
 from models import (
-    Device,
     DeviceLogEntry,
     Pass,
-    PendingPush,
     PushOutcomeCount,
     Registration,
     db,
@@ -218,13 +216,7 @@ def passes() -> str:
 @bp.get("/passes/<pass_type_id>/<serial_number>")
 def pass_detail(pass_type_id: str, serial_number: str) -> str:
     pass_ = store.get_pass(pass_type_id, serial_number)
-    registrations = db.session.execute(
-        sa.select(Device, Registration.created_at, PendingPush.device_id)
-        .join(Registration, Registration.device_id == Device.id)
-        .outerjoin(PendingPush, PendingPush.device_id == Device.id)
-        .where(Registration.pass_id == pass_.id)
-        .order_by(Registration.created_at)
-    ).all()
+    registrations = store.registrations_of(pass_)
     return render_template(
         "dashboard/pass.html",
         pass_=pass_,

@@ -86,6 +86,7 @@ def apns_settings() -> ApnsSettings:
         ca_file=config.get("APNS_CA_FILE") or None,
         max_streams=config["APNS_MAX_STREAMS"],
         max_connections=config["APNS_MAX_CONNECTIONS"],
+        backoff_base=config["APNS_BACKOFF_SECONDS"],
     )
 
 

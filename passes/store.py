@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from models import (
     SERIAL_NUMBER_LENGTH,
+    Device,
     Pass,
     PassFile,
     PendingPush,
@@ -314,3 +315,16 @@ def touch_all(pass_type_identifier: str | None = None) -> int:
     pass_ids = sa.select(Pass.id).where(Pass.update_tag == tag)
     _enqueue_for(Registration.pass_id.in_(pass_ids), now)
     return touched
+
+
+def registrations_of(pass_: Pass, limit: int | None = None) -> list[Any]:
+    """(device, registered at, device id if a push is pending) for each device holding it."""
+    query = (
+        sa.select(Device, Registration.created_at, PendingPush.device_id)
+        .join(Registration, Registration.device_id == Device.id)
+        .outerjoin(PendingPush, PendingPush.device_id == Device.id)
+        .where(Registration.pass_id == pass_.id)
+        .order_by(Registration.created_at)
+        .limit(limit)
+    )
+    return list(db.session.execute(query).all())

@@ -26,16 +26,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import NameOID
 
+# The same rules the validator applies before signing.
+from passes.validation import REQUIRED_KEYS, STYLES
+
 REQUIRED_FILES = ("pass.json", "manifest.json", "signature")
-PASS_JSON_KEYS = (
-    "description",
-    "formatVersion",
-    "organizationName",
-    "passTypeIdentifier",
-    "serialNumber",
-    "teamIdentifier",
-)
-PASS_STYLES = ("boardingPass", "coupon", "eventTicket", "generic", "storeCard")
+PASS_JSON_KEYS = REQUIRED_KEYS
+PASS_STYLES = STYLES
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MIN_TOKEN_LENGTH = 16
 EXPIRY_WARNING = timedelta(days=30)

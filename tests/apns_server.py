@@ -1,22 +1,25 @@
 """A real HTTP/2 + TLS stand-in for APNs (api.push.apple.com), for tests.
 
-An asyncio + h2 server in a background thread on 127.0.0.1 (random port). Like Apple's it
-demands a client certificate from the fake Apple chain, speaks only HTTP/2 (ALPN h2) and
-answers POST /3/device/<token>. Tests script the answers per token and can make it drop the
-connection, send GOAWAY or shrink its stream limit mid-connection; it records every request.
+An h2 server on 127.0.0.1 (random port), one thread per connection. Like Apple's it demands a
+client certificate from the fake Apple chain (refusing others with a TLS alert), speaks only
+HTTP/2 (ALPN h2) and answers POST /3/device/<token>. Tests script the answers per token and
+can make it drop the connection, send GOAWAY or shrink its stream limit mid-connection; it
+records every request.
 
 Use the fixtures (`apns_chain`, `apns_server`, `apns_settings`) or `FakeApns(chain, folder)`.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
+import socket
 import ssl
+import struct
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -39,6 +42,7 @@ class Reply:
 
 
 OK = Reply()
+NO_ANSWER = Reply(0)  # the server keeps the stream open and never answers it
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class _Trigger:
     at: int  # the request number (over the server's life) that fires it
     action: str  # "drop", "goaway" or "limit"
     value: int = 0
+    reason: str = ""
 
 
 class FakeApns:
@@ -71,24 +76,24 @@ class FakeApns:
         self, chain: FakeAppleChain, folder: Path, *, max_concurrent_streams: int = 1000
     ) -> None:
         self.max_concurrent_streams = max_concurrent_streams  # for connections opened later
-        self.port = 0
         self.ca_file = str(folder / "apns-root.pem")
         Path(self.ca_file).write_bytes(chain.root.cert_pem())
         self._ssl = self._server_ssl_context(chain, folder)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
         self._lock = threading.Condition()
         self._requests: list[RecordedRequest] = []
         self._positions: dict[tuple[int, int], int] = {}  # (connection, stream) -> index
         self._scripts: dict[str, list[Reply]] = {}
         self._triggers: list[_Trigger] = []
         self._received = 0
-        self.connections = 0
+        self.connections = 0  # TLS connections accepted (handshake completed)
         self.max_in_flight = 0  # most requests open at once on one connection
         # Protocol violations by the client. h2 enforces our SETTINGS_MAX_CONCURRENT_STREAMS
         # (once acknowledged), so a client opening too many streams shows up here.
         self.errors: list[str] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._live: set[_ServerConnection] = set()
+        self._threads: list[threading.Thread] = []
+        self._sockets: set[socket.socket] = set()
 
     @property
     def url(self) -> str:
@@ -102,13 +107,15 @@ class FakeApns:
             self._scripts[token] = list(replies)
 
     def drop_after(self, count: int) -> None:
-        """Abort the TCP connection as request number `count` arrives, answering nothing more."""
+        """Reset the TCP connection as request number `count` arrives, answering nothing more
+        on it (not even requests that arrived with it)."""
         self._add_trigger(_Trigger(count, "drop"))
 
-    def goaway_after(self, count: int) -> None:
+    def goaway_after(self, count: int, reason: str = "Shutdown") -> None:
         """Like nginx at its request limit: GOAWAY naming request `count`'s stream as the last
-        one processed, then answer the streams up to it, then close."""
-        self._add_trigger(_Trigger(count, "goaway"))
+        one processed, then answer the streams up to it, then close. APNs puts a JSON
+        {"reason": ...} in its GOAWAY frames; so does this."""
+        self._add_trigger(_Trigger(count, "goaway", reason=reason))
 
     def limit_streams_after(self, count: int, max_concurrent_streams: int) -> None:
         """Send a new SETTINGS_MAX_CONCURRENT_STREAMS on the connection of request `count`."""
@@ -137,19 +144,21 @@ class FakeApns:
     # life cycle
 
     def start(self) -> FakeApns:
-        started = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(started,), name="fake-apns", daemon=True
-        )
-        self._thread.start()
-        if not started.wait(10):
-            raise RuntimeError("fake APNs did not start")
+        self._spawn(self._accept, "fake-apns")
         return self
 
     def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._shut_down)
-            self._thread.join(10)
+        """Close the listener and every connection; wait for their threads."""
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        self._listener.close()
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked reading it
+        for thread in list(self._threads):
+            thread.join(10)
 
     def __enter__(self) -> FakeApns:
         return self.start()
@@ -157,38 +166,44 @@ class FakeApns:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    # server thread
+    # server threads
 
-    def _run(self, started: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        server = loop.run_until_complete(
-            loop.create_server(lambda: _ServerConnection(self), "127.0.0.1", 0, ssl=self._ssl)
-        )
-        self.port = server.sockets[0].getsockname()[1]
-        started.set()
+    def _spawn(self, target: Callable[..., None], name: str, *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                raw, _ = self._listener.accept()
+            except OSError:
+                return  # listener closed by stop()
+            self._spawn(self._serve, "fake-apns-connection", raw)
+
+    def _serve(self, raw: socket.socket) -> None:
+        raw.settimeout(10)  # a stuck client must not hang the test run
         try:
-            loop.run_forever()
+            # Blocking TLS sends the client a real alert when its certificate is refused.
+            tls = self._ssl.wrap_socket(raw, server_side=True)
+        except (ssl.SSLError, OSError):
+            raw.close()
+            return
+        with self._lock:
+            self._sockets.add(tls)
+            self.connections += 1
+            number = self.connections
+        try:
+            _ServerConnection(self, tls, number).run()
         finally:
-            server.close()
-            loop.run_until_complete(server.wait_closed())
-            loop.close()
-
-    def _shut_down(self) -> None:
-        for connection in list(self._live):
-            connection.abort()
-        assert self._loop is not None
-        self._loop.stop()
+            with self._lock:
+                self._sockets.discard(tls)
+            tls.close()
 
     def _add_trigger(self, trigger: _Trigger) -> None:
         with self._lock:
             self._triggers.append(trigger)
-
-    def _connected(self, connection: _ServerConnection) -> int:
-        with self._lock:
-            self.connections += 1
-            self._live.add(connection)
-            return self.connections
 
     def _opened(self, in_flight: int) -> None:
         with self._lock:
@@ -243,28 +258,28 @@ class _Incoming:
     body: bytearray = field(default_factory=bytearray)
 
 
-class _ServerConnection(asyncio.Protocol):
-    def __init__(self, server: FakeApns) -> None:
+class _ServerConnection:
+    """One client connection, served by its own thread: read, handle, answer, repeat."""
+
+    def __init__(self, server: FakeApns, tls: ssl.SSLSocket, number: int) -> None:
         self.server = server
-        self.number = 0
+        self.tls = tls
+        self.number = number
         self.client_uid: str | None = None
-        self.transport: asyncio.Transport | None = None
+        for rdn in (tls.getpeercert() or {}).get("subject", ()):
+            for key, value in rdn:
+                if key == "userId":
+                    self.client_uid = value
         self.h2 = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=False, header_encoding=None)
         )
         self.incoming: dict[int, _Incoming] = {}  # streams not yet answered
         self.to_answer: list[tuple[int, str]] = []
-        self.gone = False
+        self.ending: str | None = None  # "drop", "goaway" or "error" once the end has begun
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.number = self.server._connected(self)
-        peer = transport.get_extra_info("peercert") or {}
-        for rdn in peer.get("subject", ()):
-            for key, value in rdn:
-                if key == "userId":
-                    self.client_uid = value
+    def run(self) -> None:
+        if self.tls.selected_alpn_protocol() != "h2":
+            return  # APNs speaks HTTP/2 only
         self.h2.local_settings = h2.settings.Settings(
             client=False,
             initial_values={
@@ -273,16 +288,36 @@ class _ServerConnection(asyncio.Protocol):
         )
         self.h2.initiate_connection()
         self.flush()
+        while self.ending is None:
+            try:
+                data = self.tls.recv(65536)
+            except (OSError, ValueError):
+                return
+            if not data:
+                return
+            self.handle(data)
+            if self.ending is None:
+                # Answer after the whole read is handled, as a busy server would: requests
+                # that arrived together are in flight together.
+                queued, self.to_answer = self.to_answer, []
+                for stream_id, token in queued:
+                    self.answer(stream_id, token)
+                self.flush()
+        if self.ending == "goaway":
+            # Half-close, then read until the client hangs up: closing with unread data would
+            # reset the connection and could destroy the answers just sent.
+            with contextlib.suppress(OSError, ValueError):
+                self.tls.shutdown(socket.SHUT_WR)
+                while self.tls.recv(65536):
+                    pass
 
-    def data_received(self, data: bytes) -> None:
-        if self.gone:
-            return
+    def handle(self, data: bytes) -> None:
         try:
             events = self.h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
             self.server._error(f"protocol error from client: {exc!r}")
             self.flush()
-            self.abort()
+            self.ending = "error"
             return
         for event in events:
             if isinstance(event, h2.events.RequestReceived):
@@ -292,50 +327,41 @@ class _ServerConnection(asyncio.Protocol):
                 self.incoming[event.stream_id].body += event.data
                 self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             elif isinstance(event, h2.events.StreamEnded):
-                self._request_complete(event.stream_id)
-                if self.gone:
-                    return
-        self.flush()
+                self.request_complete(event.stream_id)
+            elif isinstance(event, h2.events.StreamReset):
+                self.incoming.pop(event.stream_id, None)
 
-    def _request_complete(self, stream_id: int) -> None:
+    def request_complete(self, stream_id: int) -> None:
         incoming = self.incoming[stream_id]
         headers = incoming.headers
-        path = headers.get(b":path", b"").decode()
         request = RecordedRequest(
             connection=self.number,
             stream_id=stream_id,
             method=headers.get(b":method", b"").decode(),
-            path=path,
+            path=headers.get(b":path", b"").decode(),
             headers={k.decode(): v.decode() for k, v in headers.items() if not k.startswith(b":")},
             body=bytes(incoming.body),
             client_uid=self.client_uid,
             answered=None,
         )
-        if not self.to_answer:
-            # Answer after the whole read is processed, as a busy server would: requests that
-            # arrived together are in flight together.
-            asyncio.get_running_loop().call_soon(self._answer_queued)
+        fired = self.server._record(request)
+        if self.ending is not None:
+            return  # received after a drop or GOAWAY: recorded, never answered
         self.to_answer.append((stream_id, request.token))
-        for trigger in self.server._record(request):
+        for trigger in fired:
             if trigger.action == "drop":
-                self.abort()
+                self.reset()
             elif trigger.action == "goaway":
-                self._goaway(stream_id)
+                self.goaway(stream_id, trigger.reason)
             elif trigger.action == "limit":
                 self.h2.update_settings(
                     {h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: trigger.value}
                 )
 
-    def _answer_queued(self) -> None:
-        queued, self.to_answer = self.to_answer, []
-        if self.gone:
-            return
-        for stream_id, token in queued:
-            self._answer(stream_id, token)
-        self.flush()
-
-    def _answer(self, stream_id: int, token: str) -> None:
+    def answer(self, stream_id: int, token: str) -> None:
         reply = self.server._reply_for(token)
+        if reply == NO_ANSWER:
+            return
         self.incoming.pop(stream_id, None)
         apns_id = str(uuid.uuid4()).encode()
         headers = [(b":status", str(reply.status).encode()), (b"apns-id", apns_id)]
@@ -349,35 +375,31 @@ class _ServerConnection(asyncio.Protocol):
             self.h2.send_data(stream_id, json.dumps(body).encode(), end_stream=True)
         self.server._mark_answered(self.number, stream_id, reply)
 
-    def _goaway(self, last_stream_id: int) -> None:
+    def reset(self) -> None:
+        """Drop the connection: TCP reset, unanswered requests stay unanswered."""
+        self.ending = "drop"
+        self.tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.tls.close()
+
+    def goaway(self, last_stream_id: int, reason: str) -> None:
         # h2 will not send after its own GOAWAY, so the frame is written by hand first.
-        assert self.transport is not None
         self.flush()
         goaway = GoAwayFrame(0)
         goaway.last_stream_id = last_stream_id
-        goaway.additional_data = b'{"reason":"Shutdown"}'
-        self.transport.write(goaway.serialize())
+        goaway.additional_data = json.dumps({"reason": reason}).encode()
+        self.tls.sendall(goaway.serialize())
         queued, self.to_answer = self.to_answer, []
         for stream_id, token in queued:
             if stream_id <= last_stream_id:
-                self._answer(stream_id, token)
+                self.answer(stream_id, token)
         self.flush()
-        self.gone = True
-        self.transport.close()
+        self.ending = "goaway"
 
     def flush(self) -> None:
         data = self.h2.data_to_send()
-        if data and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
-
-    def abort(self) -> None:
-        self.gone = True
-        if self.transport is not None:
-            self.transport.abort()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.gone = True
-        self.server._live.discard(self)
+        if data:
+            with contextlib.suppress(OSError):
+                self.tls.sendall(data)
 
 
 # Server certificates cost an RSA key each: one per chain is enough. The chain is kept in the

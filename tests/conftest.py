@@ -22,6 +22,9 @@ from app import create_app, database_url
 from models import db
 from tests.apple_chain import FakeAppleChain, make_chain
 
+# The fake APNs server and its fixtures (apns_server, apns_settings, apns_chain).
+pytest_plugins = ["tests.apns_server"]
+
 SECRET_KEY = "test-secret-key-that-is-long-enough"
 ADMIN_TOKEN = "test-admin-token"
 PUBLIC_URL = "https://passes.example.test"

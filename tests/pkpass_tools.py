@@ -23,29 +23,21 @@ def openssl_verify(
     files: dict[str, bytes], root: Path, folder: Path
 ) -> subprocess.CompletedProcess[str]:
     """`openssl smime -verify` of the signature over manifest.json, as Apple documents."""
+    return openssl_verify_detached(files["manifest.json"], files["signature"], root, folder)
+
+
+def openssl_verify_detached(
+    content: bytes, signature: bytes, root: Path, folder: Path
+) -> subprocess.CompletedProcess[str]:
+    """Check a detached DER PKCS#7 signature over `content` with the real openssl."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "manifest.json").write_bytes(files["manifest.json"])
-    (folder / "signature").write_bytes(files["signature"])
-    return subprocess.run(
-        [
-            "openssl",
-            "smime",
-            "-verify",
-            "-inform",
-            "DER",
-            "-binary",
-            "-content",
-            str(folder / "manifest.json"),
-            "-in",
-            str(folder / "signature"),
-            "-CAfile",
-            str(root),
-            "-purpose",
-            "any",
-            "-out",
-            "/dev/null",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    (folder / "content").write_bytes(content)
+    (folder / "signature").write_bytes(signature)
+    # fmt: off
+    command = [
+        "openssl", "smime", "-verify", "-inform", "DER", "-binary",
+        "-content", str(folder / "content"), "-in", str(folder / "signature"),
+        "-CAfile", str(root), "-purpose", "any", "-out", "/dev/null",
+    ]
+    # fmt: on
+    return subprocess.run(command, capture_output=True, text=True, check=False)

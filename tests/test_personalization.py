@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from flask.testing import FlaskClient
 
 from tests.conftest import Admin
-from tests.pkpass_tools import unzip
+from tests.pkpass_tools import openssl_verify_detached, unzip
 from tests.test_admin import PNG, pass_path
 from tests.test_webservice import auth, pass_url
 
@@ -61,30 +60,8 @@ def test_enrollment_signs_the_token_and_serves_the_personalized_pass(
     )
     assert response.status_code == 200
     assert response.mimetype == "application/octet-stream"
-    (tmp_path / "token").write_bytes(b"token-from-wallet")
-    (tmp_path / "signature").write_bytes(response.data)
-    verified = subprocess.run(
-        [
-            "openssl",
-            "smime",
-            "-verify",
-            "-inform",
-            "DER",
-            "-binary",
-            "-content",
-            str(tmp_path / "token"),
-            "-in",
-            str(tmp_path / "signature"),
-            "-CAfile",
-            str(chain_files["root"]),
-            "-purpose",
-            "any",
-            "-out",
-            "/dev/null",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    verified = openssl_verify_detached(
+        b"token-from-wallet", response.data, chain_files["root"], tmp_path
     )
     assert verified.returncode == 0, verified.stderr
 
