@@ -13,7 +13,17 @@ from flask import Flask
 from flask_migrate import Migrate
 
 from models import db
-from passes import admin, cli, context, dashboard, distribution, health, pushing, webservice
+from passes import (
+    admin,
+    cli,
+    context,
+    dashboard,
+    distribution,
+    health,
+    openapi,
+    pushing,
+    webservice,
+)
 from passes.building import TemplateStore
 from passes.credentials import CredentialsError, load_credentials
 from passes.errors import register_error_handlers
@@ -168,6 +178,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin.bp, url_prefix="/api")
     app.register_blueprint(cli.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(openapi.bp)  # /openapi.json
     app.register_blueprint(distribution.bp)  # /p/<token>: the public pass pages
     app.register_blueprint(dashboard.bp, url_prefix="/admin")
     health.install_request_log(app)

@@ -15,7 +15,7 @@ from models import DeviceLogEntry, Pass, Registration, db, utcnow
 from passes import bundles, context, links, packages, store
 from passes.building import INJECTED_KEYS
 from passes.errors import Forbidden, NotFound, Unauthorized, ValidationError
-from passes.requests import json_body
+from passes.requests import json_body, whole_number
 from passes.signing import PKPASS_MIMETYPE
 from passes.validation import Report
 
@@ -60,10 +60,10 @@ def describe(pass_: Pass, report: Report | None = None) -> dict[str, Any]:
 
 
 def _limit() -> int:
-    value = request.args.get("limit", "100")
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+    value = whole_number(request.args.get("limit", "100"))
+    if value is None or not 1 <= value <= MAX_PAGE:
         raise ValidationError(f"limit must be a number from 1 to {MAX_PAGE}", path="limit")
-    return int(value)
+    return value
 
 
 @bp.post("/passes")
@@ -86,11 +86,11 @@ def create() -> tuple[Response, int]:
 def list_passes() -> Response:
     """Newest first; `after` takes the last update tag of the previous page."""
     query = sa.select(Pass).order_by(Pass.update_tag.desc()).limit(_limit())
-    after = request.args.get("after")
-    if after is not None:
-        if not after.isdigit() or len(after) > 19:
+    if "after" in request.args:
+        after = whole_number(request.args["after"])
+        if after is None:
             raise ValidationError("after must be an update tag", path="after")
-        query = query.where(Pass.update_tag < int(after))
+        query = query.where(Pass.update_tag < after)
     passes = db.session.scalars(query).all()
     return jsonify(
         {

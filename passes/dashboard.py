@@ -41,6 +41,7 @@ from models import (
 )
 from passes import distribution, links, pushing, store
 from passes.errors import ApiError
+from passes.requests import whole_number
 
 bp = Blueprint("dashboard", __name__, template_folder="templates")
 
@@ -173,7 +174,8 @@ def logout() -> Response:
 
 def _page_number() -> int:
     value = request.args.get("page", "1")
-    return int(value) if value.isdigit() and 0 < int(value) < 10**6 else 1
+    page = whole_number(value, max_digits=6)
+    return page if page else 1
 
 
 @bp.get("/")

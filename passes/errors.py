@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from passes.validation import PassInvalid
@@ -82,7 +82,11 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def api_error(error: ApiError) -> Response:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+        headers = None
+        if isinstance(error, Unauthorized):
+            # Devices authenticate with "ApplePass <token>", admins with a bearer token.
+            scheme = "ApplePass" if request.blueprint == "webservice" else "Bearer"
+            headers = {"WWW-Authenticate": scheme}
         return _json(error.body(), error.status, headers)
 
     @app.errorhandler(PassInvalid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from flask import request
@@ -14,11 +15,20 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses as infinity
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
 def json_body() -> dict[str, Any]:
     """The request body as a JSON object (413 past the size limit, 400 when malformed)."""
     raw = request.get_data(cache=True)  # reading enforces max_content_length
     try:
-        parsed = json.loads(raw, parse_constant=_reject_constant)
+        parsed = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite)
+        # A lone surrogate (\ud800) parses but can be neither stored nor signed.
+        json.dumps(parsed, ensure_ascii=False).encode()
     except (ValueError, UnicodeDecodeError):
         raise ValidationError("the body is not valid JSON") from None
     except RecursionError:
@@ -26,3 +36,11 @@ def json_body() -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise ValidationError("the body must be a JSON object", path="$")
     return parsed
+
+
+def whole_number(value: str | None, max_digits: int = 18) -> int | None:
+    """A plain ASCII decimal, or None. str.isdigit() alone accepts "²", which int() refuses;
+    18 digits keep every accepted value inside a 64-bit column."""
+    if value is None or not value.isascii() or not value.isdigit() or len(value) > max_digits:
+        return None
+    return int(value)

@@ -132,6 +132,8 @@ def decode_files(files: Any, path: str = "$.files") -> dict[str, bytes | None]:
 
 
 def find_pass(pass_type_identifier: str, serial_number: str) -> Pass | None:
+    if "\x00" in pass_type_identifier + serial_number:
+        return None  # no pass has one, and PostgreSQL refuses NUL in a query
     return db.session.scalar(
         sa.select(Pass).where(
             Pass.pass_type_identifier == pass_type_identifier,

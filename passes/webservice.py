@@ -26,7 +26,7 @@ from models import (
 from passes import context, store
 from passes.apns import is_valid_token
 from passes.errors import Conflict, NotFound, Unauthorized, ValidationError
-from passes.requests import json_body
+from passes.requests import json_body, whole_number
 from passes.signing import PKPASS_MIMETYPE, sign_detached
 from passes.tokens import token_matches
 
@@ -55,6 +55,8 @@ def _check_lengths(**parts: str) -> None:
     for name, value in parts.items():
         if len(value) > limits[name]:
             raise ValidationError(f"{name} is longer than {limits[name]} characters", path=name)
+        if "\x00" in value:  # PostgreSQL text cannot hold NUL
+            raise ValidationError(f"{name} contains a NUL character", path=name)
 
 
 def _authorized_pass(pass_type_identifier: str, serial_number: str) -> Pass:
@@ -115,10 +117,9 @@ def register(device_id: str, pass_type_id: str, serial_number: str) -> tuple[Res
 
 
 @bp.get("/v1/devices/<device_id>/registrations/<pass_type_id>")
-def updated_serials(device_id: str, pass_type_id: str) -> Response | tuple[str, int]:
+def updated_serials(device_id: str, pass_type_id: str) -> Response:
     """The serial numbers of this device's passes changed since the tag it holds."""
-    if len(device_id) > DEVICE_ID_LENGTH or len(pass_type_id) > PASS_TYPE_ID_LENGTH:
-        raise ValidationError("path part too long")
+    _check_lengths(deviceLibraryIdentifier=device_id, passTypeIdentifier=pass_type_id)
     # Read the counter before the passes: whatever commits in between is reported now
     # and, having a greater tag, again next time; nothing can fall between the two.
     last_updated = store.current_update_tag()
@@ -135,7 +136,7 @@ def updated_serials(device_id: str, pass_type_id: str) -> Response | tuple[str, 
         query = query.where(Pass.update_tag > since)
     serials = list(db.session.scalars(query))
     if not serials:
-        return "", 204
+        return Response(status=204)
     return jsonify({"serialNumbers": serials, "lastUpdated": str(last_updated)})
 
 
@@ -146,10 +147,8 @@ def _parse_tag(value: str | None, last_updated: int) -> int | None:
     moved here from another server that used timestamps) is answered with every pass:
     an extra download is harmless, a pass that never updates again is not.
     """
-    if value is None or not value.isdigit() or len(value) > 19:
-        return None
-    tag = int(value)
-    return tag if tag <= last_updated else None
+    tag = whole_number(value)
+    return tag if tag is not None and tag <= last_updated else None
 
 
 @bp.route("/v1/passes/<pass_type_id>/<serial_number>", methods=["GET", "HEAD"])
@@ -274,7 +273,7 @@ def device_log() -> Response:
         raise ValidationError(f"at most {MAX_LOG_MESSAGES} messages per request", path="$.logs")
     now = utcnow()
     entries = [
-        {"message": message[:MAX_LOG_MESSAGE_LENGTH], "created_at": now}
+        {"message": message.replace("\x00", "")[:MAX_LOG_MESSAGE_LENGTH], "created_at": now}
         for message in logs
         if message
     ]
