@@ -9,8 +9,14 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from passes.verify import verify_pkpass
+
 
 def unzip(pkpass: bytes) -> dict[str, bytes]:
+    """The files of a pass the service built, after the verifier has passed it: every pass
+    a test looks at is checked the way Wallet would check it."""
+    report = verify_pkpass(pkpass)
+    assert report.ok, report.render()
     with zipfile.ZipFile(io.BytesIO(pkpass)) as archive:
         return {name: archive.read(name) for name in archive.namelist()}
 

@@ -276,3 +276,24 @@ def test_missing_icon_is_refused(admin: Admin) -> None:
     response = admin.post("/api/passes", json={"pass": data})
     assert response.status_code == 422
     assert any("icon" in problem["path"] for problem in response.get_json()["errors"])
+
+
+def test_localized_strings_and_images_through_the_admin_api(admin: Admin) -> None:
+    strings = b'"BALANCE" = "Guthaben";\n"MEMBER" = "Mitglied \\"Gold\\"";\n'
+    created = admin.create_pass(
+        files={
+            "de.lproj/pass.strings": base64.b64encode(strings).decode(),
+            "de.lproj/logo.png": base64.b64encode(PNG).decode(),
+        }
+    )
+    files = unzip(admin.get(pass_path(created) + "/pkpass").data)
+    assert files["de.lproj/pass.strings"] == strings
+    assert "de.lproj/logo.png" in files and "fr.lproj/pass.strings" in files
+    broken = admin.patch(
+        pass_path(created),
+        json={
+            "files": {"de.lproj/pass.strings": base64.b64encode(b'"A" = "unterminated').decode()}
+        },
+    )
+    assert broken.status_code == 422
+    assert any("de.lproj/pass.strings" in p["path"] for p in broken.get_json()["errors"])
