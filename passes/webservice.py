@@ -20,6 +20,7 @@ from models import (
     DeviceLogEntry,
     Pass,
     Registration,
+    UpdateCounter,
     db,
     utcnow,
 )
@@ -61,6 +62,14 @@ def _check_lengths(**parts: str) -> None:
 
 def _authorized_pass(pass_type_identifier: str, serial_number: str) -> Pass:
     """The pass, if the request carries its token; 401 alike for unknown pass and bad token."""
+    _check_token(pass_type_identifier, serial_number)
+    found = store.find_pass(pass_type_identifier, serial_number)
+    if found is None:
+        raise Unauthorized("the authentication token does not match this pass")
+    return found
+
+
+def _check_token(pass_type_identifier: str, serial_number: str) -> None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "applepass" or not token.strip():
@@ -70,10 +79,6 @@ def _authorized_pass(pass_type_identifier: str, serial_number: str) -> Pass:
     secret = current_app.config["SECRET_KEY"]
     if not token_matches(secret, pass_type_identifier, serial_number, token.strip()):
         raise Unauthorized("the authentication token does not match this pass")
-    found = store.find_pass(pass_type_identifier, serial_number)
-    if found is None:
-        raise Unauthorized("the authentication token does not match this pass")
-    return found
 
 
 REGISTRATION = "/v1/devices/<device_id>/registrations/<pass_type_id>/<serial_number>"
@@ -120,24 +125,37 @@ def register(device_id: str, pass_type_id: str, serial_number: str) -> tuple[Res
 def updated_serials(device_id: str, pass_type_id: str) -> Response:
     """The serial numbers of this device's passes changed since the tag it holds."""
     _check_lengths(deviceLibraryIdentifier=device_id, passTypeIdentifier=pass_type_id)
-    # Read the counter before the passes: whatever commits in between is reported now
-    # and, having a greater tag, again next time; nothing can fall between the two.
-    last_updated = store.current_update_tag()
+    rows = db.session.execute(
+        _DEVICE_PASSES, {"device": device_id, "pass_type": pass_type_id}
+    ).all()
+    if not rows:
+        return Response(status=204)
+    # One statement reads one snapshot: every pass it shows has a tag <= the counter it
+    # shows (tags are handed out in commit order), so telling the device "lastUpdated =
+    # counter" can never skip an update committed around this request.
+    last_updated = rows[0].counter
     since = _parse_tag(request.args.get("passesUpdatedSince"), last_updated)
-    query = (
-        sa.select(Pass.serial_number)
-        .join(Registration, Registration.pass_id == Pass.id)
-        .join(Device, Device.id == Registration.device_id)
-        .where(Device.device_library_identifier == device_id)
-        .where(Pass.pass_type_identifier == pass_type_id)
-        .order_by(Pass.serial_number)
-    )
-    if since is not None:
-        query = query.where(Pass.update_tag > since)
-    serials = list(db.session.scalars(query))
+    serials = sorted(row.serial_number for row in rows if since is None or row.update_tag > since)
     if not serials:
         return Response(status=204)
     return jsonify({"serialNumbers": serials, "lastUpdated": str(last_updated)})
+
+
+# Built once: this is the endpoint every device calls after every push.
+_DEVICE_PASSES = (
+    sa.select(
+        sa.select(UpdateCounter.value)
+        .where(UpdateCounter.id == 1)
+        .scalar_subquery()
+        .label("counter"),
+        Pass.serial_number,
+        Pass.update_tag,
+    )
+    .join(Registration, Registration.pass_id == Pass.id)
+    .join(Device, Device.id == Registration.device_id)
+    .where(Device.device_library_identifier == sa.bindparam("device"))
+    .where(Pass.pass_type_identifier == sa.bindparam("pass_type"))
+)
 
 
 def _parse_tag(value: str | None, last_updated: int) -> int | None:
@@ -154,11 +172,18 @@ def _parse_tag(value: str | None, last_updated: int) -> int | None:
 @bp.route("/v1/passes/<pass_type_id>/<serial_number>", methods=["GET", "HEAD"])
 def latest_pass(pass_type_id: str, serial_number: str) -> Response:
     _check_lengths(passTypeIdentifier=pass_type_id, serialNumber=serial_number)
-    pass_ = _authorized_pass(pass_type_id, serial_number)
-    last_modified = store.last_modified(pass_)
-    if _device_has_current(pass_, last_modified):
+    _check_token(pass_type_id, serial_number)
+    # Most requests end in a 304: read the three columns that decide it, not the pass.
+    version = db.session.execute(
+        _PASS_VERSION, {"pass_type": pass_type_id, "serial": serial_number}
+    ).first()
+    if version is None:
+        raise Unauthorized("the authentication token does not match this pass")
+    last_modified = version.updated_at.replace(microsecond=0)
+    if _device_has_current(version.shares_second_with_previous, last_modified):
         response = Response(status=304)
     else:
+        pass_ = db.session.get_one(Pass, version.id)
         response = Response(store.build_pkpass(pass_), mimetype=PKPASS_MIMETYPE)
     response.headers["Last-Modified"] = http_date(last_modified)
     # Wallet asks again after every push; nothing in between may serve an old copy.
@@ -166,9 +191,15 @@ def latest_pass(pass_type_id: str, serial_number: str) -> Response:
     return response
 
 
-def _device_has_current(pass_: Pass, last_modified: datetime) -> bool:
+_PASS_VERSION = sa.select(Pass.id, Pass.updated_at, Pass.shares_second_with_previous).where(
+    Pass.pass_type_identifier == sa.bindparam("pass_type"),
+    Pass.serial_number == sa.bindparam("serial"),
+)
+
+
+def _device_has_current(shares_second_with_previous: bool, last_modified: datetime) -> bool:
     since = parse_date(request.headers.get("If-Modified-Since"))
-    if since is None or pass_.shares_second_with_previous:
+    if since is None or shares_second_with_previous:
         # Two versions within one second have the same HTTP date: the device may hold
         # the older one, so it gets the pass again.
         return False
