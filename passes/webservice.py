@@ -125,9 +125,7 @@ def register(device_id: str, pass_type_id: str, serial_number: str) -> tuple[Res
 def updated_serials(device_id: str, pass_type_id: str) -> Response:
     """The serial numbers of this device's passes changed since the tag it holds."""
     _check_lengths(deviceLibraryIdentifier=device_id, passTypeIdentifier=pass_type_id)
-    rows = db.session.execute(
-        _DEVICE_PASSES, {"device": device_id, "pass_type": pass_type_id}
-    ).all()
+    rows = _read(_DEVICE_PASSES, {"device": device_id, "pass_type": pass_type_id})
     if not rows:
         return Response(status=204)
     # One statement reads one snapshot: every pass it shows has a tag <= the counter it
@@ -139,6 +137,16 @@ def updated_serials(device_id: str, pass_type_id: str) -> Response:
     if not serials:
         return Response(status=204)
     return jsonify({"serialNumbers": serials, "lastUpdated": str(last_updated)})
+
+
+def _read(statement: sa.Select[Any], params: dict[str, str]) -> list[sa.Row[Any]]:
+    """One read-only statement on its own autocommit connection.
+
+    The two endpoints every device calls after every push use this: no ORM session, and
+    on PostgreSQL no BEGIN and ROLLBACK round trips around a single SELECT.
+    """
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        return list(connection.execute(statement, params).all())
 
 
 # Built once: this is the endpoint every device calls after every push.
@@ -174,9 +182,8 @@ def latest_pass(pass_type_id: str, serial_number: str) -> Response:
     _check_lengths(passTypeIdentifier=pass_type_id, serialNumber=serial_number)
     _check_token(pass_type_id, serial_number)
     # Most requests end in a 304: read the three columns that decide it, not the pass.
-    version = db.session.execute(
-        _PASS_VERSION, {"pass_type": pass_type_id, "serial": serial_number}
-    ).first()
+    found = _read(_PASS_VERSION, {"pass_type": pass_type_id, "serial": serial_number})
+    version = found[0] if found else None
     if version is None:
         raise Unauthorized("the authentication token does not match this pass")
     last_modified = version.updated_at.replace(microsecond=0)
