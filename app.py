@@ -95,7 +95,8 @@ def config_from_environment(instance_path: str) -> dict[str, Any]:
         # inline: push from the web process right after a change (no worker needed);
         # worker: leave it to `flask passes worker`; off: only record pending pushes.
         "PUSH_MODE": env.get("PUSH_MODE") or None,
-        "PUSH_BATCH_SIZE": int(env.get("PUSH_BATCH_SIZE", 5000)),
+        # Bigger batches spread the per-batch SQL over more pushes (bench/push_worker.py).
+        "PUSH_BATCH_SIZE": int(env.get("PUSH_BATCH_SIZE", 20000)),
         "PUSH_POLL_SECONDS": float(env.get("PUSH_POLL_SECONDS", 0.5)),
     }
 

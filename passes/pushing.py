@@ -104,19 +104,31 @@ def _claim(limit: int) -> _Claimed:
         .limit(limit)
         .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers anyway
     )
-    rows = db.session.execute(
+    claim = (
         sa.update(PendingPush)
         .where(PendingPush.device_id.in_(available))
         .values(claimed_until=now + LEASE)
-        .returning(PendingPush.device_id, PendingPush.version)
-    ).all()
-    claimed = _Claimed(versions=dict(rows))
-    if rows:
-        tokens = db.session.execute(
-            sa.select(Device.id, Device.push_token).where(Device.id.in_(claimed.versions))
+    )
+    if db.session.get_bind().dialect.name == "postgresql":
+        # One statement claims the rows and returns their tokens (UPDATE ... FROM devices).
+        rows = db.session.execute(
+            claim.where(PendingPush.device_id == Device.id).returning(
+                PendingPush.device_id, PendingPush.version, Device.push_token
+            )
+        ).all()
+    else:
+        # SQLite's RETURNING cannot name another table's columns: read the tokens after.
+        versions = dict(
+            db.session.execute(claim.returning(PendingPush.device_id, PendingPush.version)).all()
         )
-        for device_id, token in tokens:
-            claimed.devices_by_token[token].append(device_id)
+        tokens = db.session.execute(
+            sa.select(Device.id, Device.push_token).where(Device.id.in_(versions))
+        )
+        rows = [(device_id, versions[device_id], token) for device_id, token in tokens]
+    claimed = _Claimed()
+    for device_id, version, token in rows:
+        claimed.versions[device_id] = version
+        claimed.devices_by_token[token].append(device_id)
     db.session.commit()
     return claimed
 
@@ -147,31 +159,30 @@ def _finish(claimed: _Claimed, results: list[PushResult]) -> PushSummary:
             later += devices
             summary.retry_later += len(devices)
     now = utcnow()
-    if done:
-        # Only the version we pushed: a row that a newer update bumped meanwhile stays.
+    # Only the version we pushed: a row that a newer update bumped meanwhile stays. Rows
+    # share a handful of versions, so one plain IN list per version is far cheaper than a
+    # list of (device, version) pairs.
+    for version, devices in _group_by(done).items():
         db.session.execute(
             sa.delete(PendingPush).where(
-                sa.tuple_(PendingPush.device_id, PendingPush.version).in_(done)
+                PendingPush.version == version, PendingPush.device_id.in_(devices)
             )
         )
     if dead:
         # Registrations and pending rows go with the device (ON DELETE CASCADE).
         db.session.execute(sa.delete(Device).where(Device.id.in_(dead)))
     if later:
-        db.session.execute(
-            sa.update(PendingPush)
-            .where(PendingPush.device_id.in_(later))
-            .values(attempts=PendingPush.attempts + 1, claimed_until=None)
-        )
-        for device_id, attempts in db.session.execute(
+        attempts = db.session.execute(
             sa.select(PendingPush.device_id, PendingPush.attempts).where(
                 PendingPush.device_id.in_(later)
             )
-        ):
+        ).all()
+        # One UPDATE per number of attempts so far (a few), each with its own jitter.
+        for count, devices in _group_by([(d, a) for d, a in attempts]).items():
             db.session.execute(
                 sa.update(PendingPush)
-                .where(PendingPush.device_id == device_id)
-                .values(due_at=_retry_at(attempts, now))
+                .where(PendingPush.device_id.in_(devices))
+                .values(attempts=count + 1, claimed_until=None, due_at=_retry_at(count, now))
             )
     # Whatever is still claimed (bumped by a newer update, or never answered) is free again.
     db.session.execute(
@@ -183,6 +194,14 @@ def _finish(claimed: _Claimed, results: list[PushResult]) -> PushSummary:
     _count_outcomes(summary, now)
     db.session.commit()
     return summary
+
+
+def _group_by(pairs: list[tuple[int, int]]) -> dict[int, list[int]]:
+    """{value: [device ids]} from (device id, value) pairs."""
+    groups: dict[int, list[int]] = defaultdict(list)
+    for device_id, value in pairs:
+        groups[value].append(device_id)
+    return groups
 
 
 def _count_outcomes(summary: PushSummary, now: datetime) -> None:
