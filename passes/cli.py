@@ -177,6 +177,7 @@ def push_command(pass_type_id: str | None, serial: str | None, everything: bool)
             store.touch_pass(store.get_pass(_pass_type(pass_type_id), serial or ""))
             touched = 1
         db.session.commit()
+        pushing.tune_gc_for_sending()
         pending = pushing.pending_count()
         click.echo(f"{touched} passes marked changed; {pending} devices to push")
         with click.progressbar(length=pending, label="pushing") as bar:
@@ -193,6 +194,7 @@ def push_command(pass_type_id: str | None, serial: str | None, everything: bool)
 def worker_command(once: bool) -> None:
     """Send pending pushes as they appear (run one or more, on any machines)."""
     context.credentials()  # fail now, readably, when nothing could be pushed
+    pushing.tune_gc_for_sending()
     if once:
         click.echo(pushing.drain_now().line())
         return
