@@ -41,7 +41,7 @@ def describe(pass_: Pass, report: Report | None = None) -> dict[str, Any]:
     """The admin view of a pass (never its authentication token), with the warnings of a
     change when there was one."""
     devices = db.session.scalar(sa.select(sa.func.count()).where(Registration.pass_id == pass_.id))
-    last_modified = store.last_modified(pass_)
+    last_modified = store.last_modified(pass_.updated_at)
     return {
         "passTypeIdentifier": pass_.pass_type_identifier,
         "serialNumber": pass_.serial_number,
@@ -207,7 +207,7 @@ def download(pass_type_id: str, serial_number: str) -> Response:
     pass_ = store.get_pass(pass_type_id, serial_number)
     response = Response(store.build_pkpass(pass_), mimetype=PKPASS_MIMETYPE)
     response.headers["Content-Disposition"] = f'attachment; filename="{serial_number}.pkpass"'
-    response.headers["Last-Modified"] = http_date(store.last_modified(pass_))
+    response.headers["Last-Modified"] = http_date(store.last_modified(pass_.updated_at))
     return response
 
 

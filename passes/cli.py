@@ -10,11 +10,11 @@ from typing import Any, NoReturn
 
 import click
 import sqlalchemy as sa
-from cryptography import x509
 from flask import Blueprint, current_app
 
 from models import Pass, db
 from passes import bundles, context, links, packages, pushing, store
+from passes.credentials import load_certificate
 from passes.errors import ApiError
 from passes.validation import PassInvalid, Report
 from passes.verify import verify_pkpass
@@ -239,17 +239,14 @@ def bundle_command(serials: tuple[str, ...], output: Path, pass_type_id: str | N
 )
 def verify_command(file: Path, root: Path | None) -> None:
     """Check a .pkpass the way Wallet would; exit status 1 when anything fails."""
-    roots = [_load_certificate(root.read_bytes())] if root else None
+    try:
+        roots = [load_certificate(root.read_bytes())] if root else None
+    except ValueError:
+        raise click.BadParameter(f"{root} is not a certificate (PEM or DER)") from None
     report = verify_pkpass(file.read_bytes(), trusted_roots=roots)
     click.echo(report.render())
     if not report.ok:
         sys.exit(1)
-
-
-def _load_certificate(data: bytes) -> x509.Certificate:
-    if b"-----BEGIN" in data:
-        return x509.load_pem_x509_certificate(data)
-    return x509.load_der_x509_certificate(data)
 
 
 @bp.cli.command("sign")

@@ -192,11 +192,16 @@ def _load_pem(data: bytes, password: str | None) -> tuple[SigningKey, x509.Certi
     return key, certificates[0]
 
 
+def load_certificate(data: bytes) -> x509.Certificate:
+    """A certificate in PEM or DER, as Apple and Keychain hand them out; ValueError if not."""
+    if b"-----BEGIN" in data:
+        return x509.load_pem_x509_certificate(data)
+    return x509.load_der_x509_certificate(data)
+
+
 def _load_wwdr(data: bytes) -> x509.Certificate:
     try:
-        if b"-----BEGIN" in data:
-            return x509.load_pem_x509_certificate(data)
-        return x509.load_der_x509_certificate(data)
+        return load_certificate(data)
     except ValueError:
         raise CredentialsError(
             "WWDR_CERTIFICATE is not a certificate (PEM or DER). Download AppleWWDRCAG4.cer "

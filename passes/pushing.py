@@ -16,7 +16,7 @@ import logging
 import random
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -179,7 +179,7 @@ def _finish(claimed: _Claimed, results: list[PushResult]) -> PushSummary:
             )
         ).all()
         # One UPDATE per number of attempts so far (a few), each with its own jitter.
-        for count, devices in _group_by([(d, a) for d, a in attempts]).items():
+        for count, devices in _group_by(attempts).items():
             db.session.execute(
                 sa.update(PendingPush)
                 .where(PendingPush.device_id.in_(devices))
@@ -197,7 +197,7 @@ def _finish(claimed: _Claimed, results: list[PushResult]) -> PushSummary:
     return summary
 
 
-def _group_by(pairs: list[tuple[int, int]]) -> dict[int, list[int]]:
+def _group_by(pairs: Iterable[tuple[int, int]]) -> dict[int, list[int]]:
     """{value: [device ids]} from (device id, value) pairs."""
     groups: dict[int, list[int]] = defaultdict(list)
     for device_id, value in pairs:

@@ -297,9 +297,9 @@ def build_pkpass(pass_: Pass) -> bytes:
     return sign_package(files, context.credentials(), digests)
 
 
-def last_modified(pass_: Pass) -> datetime:
-    """Last-Modified for HTTP: whole seconds."""
-    return pass_.updated_at.replace(microsecond=0)
+def last_modified(updated_at: datetime) -> datetime:
+    """Last-Modified for HTTP (whole seconds) of a pass last updated at `updated_at`."""
+    return updated_at.replace(microsecond=0)
 
 
 def touch_all(pass_type_identifier: str | None = None) -> int:

@@ -30,8 +30,6 @@ from cryptography.x509.oid import NameOID
 from passes.validation import REQUIRED_KEYS, STYLES
 
 REQUIRED_FILES = ("pass.json", "manifest.json", "signature")
-PASS_JSON_KEYS = REQUIRED_KEYS
-PASS_STYLES = STYLES
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MIN_TOKEN_LENGTH = 16
 EXPIRY_WARNING = timedelta(days=30)
@@ -692,16 +690,14 @@ def _check_pass_json(files: dict[str, bytes] | None) -> tuple[dict[str, Any] | N
     if not isinstance(pass_json, dict):
         return None, _results(name, ["pass.json must be a JSON object"], [], "")
     problems = []
-    missing = [key for key in PASS_JSON_KEYS if key not in pass_json]
+    missing = [key for key in REQUIRED_KEYS if key not in pass_json]
     if missing:
         problems.append(f"pass.json lacks required keys: {', '.join(missing)}")
     if "formatVersion" in pass_json and pass_json["formatVersion"] != 1:
         problems.append("formatVersion must be the number 1")
-    styles = [style for style in PASS_STYLES if style in pass_json]
+    styles = [style for style in STYLES if style in pass_json]
     if len(styles) != 1:
-        problems.append(
-            f"pass.json needs exactly one pass style key, one of {', '.join(PASS_STYLES)}"
-        )
+        problems.append(f"pass.json needs exactly one pass style key, one of {', '.join(STYLES)}")
     ok_detail = f"valid, with the required keys and style {styles[0] if styles else '?'!r}"
     return pass_json, _results(name, problems, [], ok_detail)
 

@@ -186,7 +186,7 @@ def latest_pass(pass_type_id: str, serial_number: str) -> Response:
     version = found[0] if found else None
     if version is None:
         raise Unauthorized("the authentication token does not match this pass")
-    last_modified = version.updated_at.replace(microsecond=0)
+    last_modified = store.last_modified(version.updated_at)
     if _device_has_current(version.shares_second_with_previous, last_modified):
         response = Response(status=304)
     else:

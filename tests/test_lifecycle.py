@@ -119,6 +119,11 @@ def test_cli_bundle_and_verify(
     )
     assert checked.exit_code == 0, checked.output
     assert "FAIL" not in checked.output
+    not_a_root = tmp_path / "root.pem"
+    not_a_root.write_bytes(b"not a certificate")
+    refused = runner.invoke(args=["passes", "verify", str(good), "--root", str(not_a_root)])
+    assert refused.exit_code == 2
+    assert "is not a certificate" in refused.output
 
     # One file changed after signing.
     files = {n: zipfile.ZipFile(good).read(n) for n in zipfile.ZipFile(good).namelist()}
