@@ -84,16 +84,20 @@ PER_PASS_DATA: dict[str, Any] = {
 }
 
 
-def machine_description() -> str:
-    """nproc, CPU model, Python and OpenSSL versions, as one block of lines."""
-    model = "unknown"
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, for the benchmarks' machine lines."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return "unknown"
+
+
+def machine_description() -> str:
+    """nproc, CPU model, Python and OpenSSL versions, as one block of lines."""
+    model = cpu_model()
     from cryptography.hazmat.backends.openssl.backend import backend
 
     openssl_cli = subprocess.run(

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere: import passes an
 
 import httpx  # noqa: E402
 
+from bench.build_passes import cpu_model  # noqa: E402
 from passes.apns import ApnsClient, ApnsSettings, Outcome  # noqa: E402
 from tests.apple_chain import make_chain, make_server_certificate  # noqa: E402
 
@@ -61,11 +62,7 @@ def main() -> None:
 
 
 def print_machine() -> None:
-    model = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
+    model = cpu_model()
     nginx = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(f"machine: {os.cpu_count()} CPUs ({model}), {platform.platform()}")

@@ -61,6 +61,8 @@ import psycopg2  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from flask import Flask  # noqa: E402
 
+from bench.build_passes import cpu_model, make_app  # noqa: E402
+
 GOAL = 5000  # pushes/s
 WORKER_CPU = 0
 NGINX_CPU = 1
@@ -76,11 +78,7 @@ SENT_LINE = re.compile(r"push batch: sent (\d+)")
 
 
 def machine_description() -> str:
-    model = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
+    model = cpu_model()
     nginx = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
     postgres = run_on_server("SHOW server_version")
     return "\n".join(
@@ -194,18 +192,6 @@ def app_environment(chain: dict[str, Path], database_url: str, apns_url: str) ->
         "PUSH_POLL_SECONDS": str(POLL_SECONDS),
         "LOG_LEVEL": "WARNING",
     }
-
-
-def make_app(environment: dict[str, str]) -> Flask:
-    from flask_migrate import upgrade
-
-    from app import create_app
-
-    os.environ.update(environment)
-    app = create_app()
-    with app.app_context():
-        upgrade()
-    return app
 
 
 def seed(app: Flask, devices: int) -> str:
