@@ -339,16 +339,12 @@ def test_web_service_url_with_a_trailing_slash_is_served(client: FlaskClient, ad
     )
 
 
-@pytest.mark.parametrize(
-    "body",
-    [b"nope", b'{"logs": "one"}', b'{"logs": [1, 2]}', b'{"logs": ' + b'["x"],' * 0 + b'["m"]}'],
-)
-def test_log_rejects_malformed_bodies(client: FlaskClient, body: bytes) -> None:
+@pytest.mark.parametrize("body", [b"nope", b'{"logs": "one"}', b'{"logs": [1, 2]}', b"{}"])
+def test_log_rejects_malformed_bodies(client: FlaskClient, admin: Admin, body: bytes) -> None:
     response = client.post(f"{BASE}/log", data=body, content_type="application/json")
-    if body.endswith(b'["m"]}'):
-        assert response.status_code == 200
-    else:
-        assert response.status_code == 400
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_request"
+    assert admin.get("/api/logs").get_json()["logs"] == []
 
 
 def test_log_keeps_messages_bounded(client: FlaskClient, admin: Admin) -> None:
