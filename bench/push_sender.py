@@ -45,10 +45,10 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile the passes.apns run")
     args = parser.parse_args()
 
-    print_machine()
     with tempfile.TemporaryDirectory(prefix="apns-bench-") as folder:
         nginx_dir = Path(folder) / "nginx"
         settings = start_nginx(Path(folder), nginx_dir, args.concurrency)
+        print_machine()  # once nginx is installed: it names its version
         try:
             os.sched_setaffinity(0, {0})  # after starting nginx, which must not inherit it
             tokens = [os.urandom(32).hex() for _ in range(args.count)]
@@ -68,7 +68,7 @@ def print_machine() -> None:
     print(f"machine: {os.cpu_count()} CPUs ({model}), {platform.platform()}")
     print(
         f"python {platform.python_version()}, h2 {version('h2')}, httpx {version('httpx')}, "
-        f"{nginx or 'nginx (installed by the script)'}"
+        f"{nginx}"
     )
 
 

@@ -1019,7 +1019,6 @@ def main() -> int:
 
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(f"code: {code_version()}")
-    print(machine_description())
     busy = cpu_busy()
     print(f"CPU busy before the run (other processes): {busy:.0%}")
     if busy > 0.05:
@@ -1028,6 +1027,7 @@ def main() -> int:
         folder = Path(tmp)
         nginx_dir = folder / "nginx"
         chain, apns_url = start_nginx(folder, nginx_dir)
+        print(machine_description())  # once nginx is installed: it names its version
         try:
             os.sched_setaffinity(0, {WORKER_CPU})  # after nginx, which must not inherit it
             # The whole run is bounded; the exception still stops nginx and the worker.

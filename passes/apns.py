@@ -12,6 +12,7 @@ httpx's HTTP/2 request path managed ~500-900 pushes/s against a local nginx, thi
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 from urllib.parse import urlsplit
 
 import h2.config
@@ -31,6 +33,7 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
+import hpack
 from hpack import NeverIndexedHeaderTuple
 
 log = logging.getLogger(__name__)
@@ -303,6 +306,62 @@ _H2_CONFIG = h2.config.H2Configuration(
 )
 
 
+class _RequestEncoder(hpack.Encoder):
+    """HPACK for our requests: the same headers every time, except the never-indexed :path.
+
+    hpack encodes each header of each request afresh, about 24 µs per push, a tenth of the
+    worker's CPU (bench/push_worker.py). Once the first request has put the constant headers
+    in the dynamic table, every later block is the same prefix and suffix around a literal
+    :path, so we keep those bytes and only write the path. They stay right while the table
+    is unchanged: any other header list, or a table size change from the server's SETTINGS,
+    goes through hpack and renews them.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._constant: tuple[tuple[bytes, bytes], ...] | None = None
+        self._prefix = self._suffix = b""
+
+    def encode(self, headers: Any, huffman: bool = True) -> bytes:
+        path_at = _path_index(headers)
+        if path_at is None:
+            self._constant = None
+            return super().encode(headers, huffman)
+        constant = tuple(headers[:path_at]) + tuple(headers[path_at + 1 :])
+        if constant == self._constant and not self.header_table.resized:
+            path = headers[path_at][1]
+            # Literal never indexed, name = static entry 4 (:path), raw value (RFC 7541 6.2.3).
+            return self._prefix + b"\x14" + _hpack_length(len(path)) + path + self._suffix
+        block = super().encode(headers, huffman)
+        self._remember(constant, headers[:path_at], headers[path_at + 1 :], huffman)
+        return block
+
+    def _remember(self, constant: Any, before: Any, after: Any, huffman: bool) -> None:
+        # Encode the constants again on a copy of the table the peer's decoder now has: the
+        # bytes are right to repeat if decoding them leaves that table as it is (a table too
+        # small to hold our headers may not).
+        probe = hpack.Encoder()
+        probe.header_table = copy.deepcopy(self.header_table)
+        self._prefix, self._suffix = probe.encode(before, huffman), probe.encode(after, huffman)
+        unchanged = probe.header_table.dynamic_entries == self.header_table.dynamic_entries
+        self._constant = constant if unchanged else None
+
+
+def _path_index(headers: Any) -> int | None:
+    """Where the single never-indexed :path header is, if the list has exactly that."""
+    if not isinstance(headers, list):
+        return None
+    found = [i for i, header in enumerate(headers) if header[0] == b":path"]
+    if len(found) != 1 or not isinstance(headers[found[0]], NeverIndexedHeaderTuple):
+        return None
+    return found[0]
+
+
+def _hpack_length(length: int) -> bytes:
+    """An HPACK string length with the Huffman bit clear (RFC 7541 5.1, 7-bit prefix)."""
+    return bytes(hpack.hpack.encode_integer(length, 7))
+
+
 class _H2Connection(h2.connection.H2Connection):
     """h2 walks every stream to count the open ones before each new request; with hundreds in
     flight that walk took most of the CPU time. We already know the count (our stream table),
@@ -312,6 +371,7 @@ class _H2Connection(h2.connection.H2Connection):
 
     def __init__(self, streams: dict[int, _Stream]) -> None:
         super().__init__(_H2_CONFIG)
+        self.encoder = _RequestEncoder()
         self._tracked = streams
         self._until_prune = self.PRUNE_EVERY
 

@@ -64,7 +64,7 @@ class RecordedRequest:
 @dataclass
 class _Trigger:
     at: int  # the request number (over the server's life) that fires it
-    action: str  # "drop", "goaway" or "limit"
+    action: str  # "drop", "goaway", "limit" or "table"
     value: int = 0
     reason: str = ""
 
@@ -120,6 +120,11 @@ class FakeApns:
     def limit_streams_after(self, count: int, max_concurrent_streams: int) -> None:
         """Send a new SETTINGS_MAX_CONCURRENT_STREAMS on the connection of request `count`."""
         self._add_trigger(_Trigger(count, "limit", max_concurrent_streams))
+
+    def resize_header_table_after(self, count: int, size: int) -> None:
+        """Send a new SETTINGS_HEADER_TABLE_SIZE (the client's HPACK table) on the connection
+        of request `count`; once acknowledged, a client that overruns it breaks the decoder."""
+        self._add_trigger(_Trigger(count, "table", size))
 
     # observation (test thread)
 
@@ -357,6 +362,8 @@ class _ServerConnection:
                 self.h2.update_settings(
                     {h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: trigger.value}
                 )
+            elif trigger.action == "table":
+                self.h2.update_settings({h2.settings.SettingCodes.HEADER_TABLE_SIZE: trigger.value})
 
     def answer(self, stream_id: int, token: str) -> None:
         reply = self.server._reply_for(token)

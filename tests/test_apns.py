@@ -10,7 +10,9 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+import hpack
 import pytest
+from hpack import NeverIndexedHeaderTuple
 
 from passes.apns import (
     ApnsClient,
@@ -18,6 +20,7 @@ from passes.apns import (
     CertificateRejected,
     Outcome,
     PushResult,
+    _RequestEncoder,
     send_pushes,
 )
 from tests.apns_server import NO_ANSWER, FakeApns, Reply
@@ -273,6 +276,66 @@ def test_one_connection_is_reused_across_batches(
 
     assert outcomes(first + second) == {Outcome.SENT: 200}
     assert apns_server.connections == 1
+
+
+def test_every_request_carries_its_own_path_and_the_same_headers_across_batches(
+    apns_server: FakeApns, apns_settings: ApnsSettings, apns_chain: FakeAppleChain
+) -> None:
+    # The sender reuses the encoded constant headers; a new batch brings a new expiration.
+    async def two_batches() -> None:
+        async with ApnsClient(apns_settings) as client:
+            await client.push(tokens(150))
+            await client.push(tokens(150, 150))
+
+    asyncio.run(two_batches())
+
+    requests = apns_server.requests
+    assert sorted(r.token for r in requests) == tokens(300)
+    assert {r.path for r in requests} == {f"/3/device/{token}" for token in tokens(300)}
+    assert {r.method for r in requests} == {"POST"}
+    assert {(r.headers["apns-topic"], r.headers["apns-push-type"]) for r in requests} == {
+        (apns_chain.pass_type_identifier, "background")
+    }
+
+
+@pytest.mark.parametrize("size", [0, 60, 120, 200, 4096])
+def test_reused_header_blocks_decode_to_each_requests_headers(size: int) -> None:
+    encoder, decoder = _RequestEncoder(), hpack.Decoder()
+    for number in range(8):
+        if number == 3:  # the server's SETTINGS shrink (or keep) the table mid-connection
+            encoder.header_table_size = decoder.max_allowed_table_size = size
+        expiration = b"1790000000" if number < 6 else b"1790000060"  # a new batch
+        headers = [
+            (b":method", b"POST"),
+            (b":scheme", b"https"),
+            (b":authority", b"api.push.apple.com"),
+            NeverIndexedHeaderTuple(b":path", b"/3/device/%064x" % number),
+            (b"apns-topic", b"pass.com.example.membership"),
+            (b"apns-push-type", b"background"),
+            (b"apns-priority", b"5"),
+            (b"apns-expiration", expiration),
+        ]
+
+        block = encoder.encode(headers)
+
+        assert decoder.decode(block, raw=True) == headers
+        assert decoder.header_table.dynamic_entries == encoder.header_table.dynamic_entries
+
+
+@pytest.mark.parametrize("size", [0, 60, 200])
+def test_a_header_table_resized_by_the_server_is_honoured(
+    apns_server: FakeApns, apns_settings: ApnsSettings, size: int
+) -> None:
+    # 0 holds nothing, 60 less than any of our headers, 200 some of them. A client that kept
+    # using the old table would break the server's HPACK decoder and lose the connection.
+    apns_server.resize_header_table_after(20, size)
+
+    results = send_pushes(tokens(300), apns_settings)
+
+    assert outcomes(results) == {Outcome.SENT: 300}
+    assert apns_server.connections == 1
+    assert sorted(r.token for r in apns_server.requests) == tokens(300)
+    assert len({tuple(sorted(r.headers.items())) for r in apns_server.requests}) == 1
 
 
 def test_tokens_that_are_not_hex_are_refused_without_sending(
