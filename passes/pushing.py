@@ -4,7 +4,8 @@ Pass changes write `pending_pushes` rows in their own transaction (passes/store.
 crash after commit loses nothing. Draining happens in three short transactions per batch:
 claim (a lease, taken with SKIP LOCKED on PostgreSQL so workers on several machines never
 take the same rows), send (no transaction open), finish (delete what was sent, drop dead
-tokens, reschedule the rest). A worker that dies mid-batch leaves leases that expire, and
+tokens, reschedule the rest). The finish of one batch and the claim of the next run in a
+thread while the event loop sends. A worker that dies mid-batch leaves leases that expire, and
 the next worker sends those devices again: at least once, never silently dropped.
 """
 
@@ -96,6 +97,7 @@ def pending_count() -> int:
 
 
 def _claim(limit: int) -> _Claimed:
+    """Lease up to `limit` due devices to this worker, in a transaction of its own."""
     now = utcnow()
     available = (
         sa.select(PendingPush.device_id)
@@ -110,27 +112,30 @@ def _claim(limit: int) -> _Claimed:
         .where(PendingPush.device_id.in_(available))
         .values(claimed_until=now + LEASE)
     )
-    if db.session.get_bind().dialect.name == "postgresql":
-        # One statement claims the rows and returns their tokens (UPDATE ... FROM devices).
-        rows = db.session.execute(
-            claim.where(PendingPush.device_id == Device.id).returning(
-                PendingPush.device_id, PendingPush.version, Device.push_token
+    # Its own connection, not the session: drain() runs this in a thread beside the sending.
+    with db.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # One statement claims the rows and returns their tokens (UPDATE ... FROM devices).
+            rows = connection.execute(
+                claim.where(PendingPush.device_id == Device.id).returning(
+                    PendingPush.device_id, PendingPush.version, Device.push_token
+                )
+            ).all()
+        else:
+            # SQLite's RETURNING cannot name another table's columns: read the tokens after.
+            versions = dict(
+                connection.execute(
+                    claim.returning(PendingPush.device_id, PendingPush.version)
+                ).all()
             )
-        ).all()
-    else:
-        # SQLite's RETURNING cannot name another table's columns: read the tokens after.
-        versions = dict(
-            db.session.execute(claim.returning(PendingPush.device_id, PendingPush.version)).all()
-        )
-        tokens = db.session.execute(
-            sa.select(Device.id, Device.push_token).where(Device.id.in_(versions))
-        )
-        rows = [(device_id, versions[device_id], token) for device_id, token in tokens]
+            tokens = connection.execute(
+                sa.select(Device.id, Device.push_token).where(Device.id.in_(versions))
+            )
+            rows = [(device_id, versions[device_id], token) for device_id, token in tokens]
     claimed = _Claimed()
     for device_id, version, token in rows:
         claimed.versions[device_id] = version
         claimed.devices_by_token[token].append(device_id)
-    db.session.commit()
     return claimed
 
 
@@ -140,6 +145,8 @@ def _retry_at(attempts: int, now: datetime) -> datetime:
 
 
 def _finish(claimed: _Claimed, results: list[PushResult]) -> PushSummary:
+    """Record a batch's answers in one transaction: delete what was delivered, drop dead
+    tokens, reschedule what must be tried later, free the rest of the lease."""
     summary = PushSummary()
     done: list[tuple[int, int]] = []
     dead: list[int] = []
@@ -160,41 +167,48 @@ def _finish(claimed: _Claimed, results: list[PushResult]) -> PushSummary:
             later += devices
             summary.retry_later += len(devices)
     now = utcnow()
-    # Only the version we pushed: a row that a newer update bumped meanwhile stays. Rows
-    # share a handful of versions, so one plain IN list per version is far cheaper than a
-    # list of (device, version) pairs.
-    for version, devices in _group_by(done).items():
-        db.session.execute(
-            sa.delete(PendingPush).where(
-                PendingPush.version == version, PendingPush.device_id.in_(devices)
-            )
-        )
-    if dead:
-        # Registrations and pending rows go with the device (ON DELETE CASCADE).
-        db.session.execute(sa.delete(Device).where(Device.id.in_(dead)))
-    if later:
-        attempts = db.session.execute(
-            sa.select(PendingPush.device_id, PendingPush.attempts).where(
-                PendingPush.device_id.in_(later)
-            )
-        ).all()
-        # One UPDATE per number of attempts so far (a few), each with its own jitter.
-        for count, devices in _group_by(attempts).items():
-            db.session.execute(
+    with db.engine.begin() as connection:
+        # Only the version we pushed: a row that a newer update bumped meanwhile stays. Rows
+        # share a handful of versions, so one plain IN list per version is far cheaper than
+        # a list of (device, version) pairs.
+        deleted = 0
+        for version, devices in _group_by(done).items():
+            deleted += connection.execute(
+                sa.delete(PendingPush).where(
+                    PendingPush.version == version, PendingPush.device_id.in_(devices)
+                )
+            ).rowcount
+        if dead:
+            # Registrations and pending rows go with the device (ON DELETE CASCADE).
+            connection.execute(sa.delete(Device).where(Device.id.in_(dead)))
+        if later:
+            _reschedule(connection, later, now)
+        # What is still claimed (bumped by a newer update, or never answered) is free again.
+        # Usually that is nothing, and the UPDATE over every claimed id is not worth making.
+        if deleted < len(done) or len(done) + len(dead) + len(later) < len(claimed.versions):
+            connection.execute(
                 sa.update(PendingPush)
-                .where(PendingPush.device_id.in_(devices))
-                .values(attempts=count + 1, claimed_until=None, due_at=_retry_at(count, now))
+                .where(PendingPush.device_id.in_(claimed.versions))
+                .where(PendingPush.device_id.not_in(later))
+                .values(claimed_until=None)
             )
-    # Whatever is still claimed (bumped by a newer update, or never answered) is free again.
-    db.session.execute(
-        sa.update(PendingPush)
-        .where(PendingPush.device_id.in_(claimed.versions))
-        .where(PendingPush.device_id.not_in(later))
-        .values(claimed_until=None)
-    )
-    _count_outcomes(summary, now)
-    db.session.commit()
+        _count_outcomes(connection, summary, now)
     return summary
+
+
+def _reschedule(connection: sa.Connection, devices: list[int], now: datetime) -> None:
+    attempts = connection.execute(
+        sa.select(PendingPush.device_id, PendingPush.attempts).where(
+            PendingPush.device_id.in_(devices)
+        )
+    ).all()
+    # One UPDATE per number of attempts so far (a few), each with its own jitter.
+    for count, group in _group_by(attempts).items():
+        connection.execute(
+            sa.update(PendingPush)
+            .where(PendingPush.device_id.in_(group))
+            .values(attempts=count + 1, claimed_until=None, due_at=_retry_at(count, now))
+        )
 
 
 def _group_by(pairs: Iterable[tuple[int, int]]) -> dict[int, list[int]]:
@@ -205,7 +219,7 @@ def _group_by(pairs: Iterable[tuple[int, int]]) -> dict[int, list[int]]:
     return groups
 
 
-def _count_outcomes(summary: PushSummary, now: datetime) -> None:
+def _count_outcomes(connection: sa.Connection, summary: PushSummary, now: datetime) -> None:
     hour = now.replace(minute=0, second=0, microsecond=0)
     counts = {
         "sent": summary.sent,
@@ -216,12 +230,14 @@ def _count_outcomes(summary: PushSummary, now: datetime) -> None:
     for outcome, count in counts.items():
         if not count:
             continue
-        upsert = dialect_insert(PushOutcomeCount).values(hour=hour, outcome=outcome, count=count)
+        upsert = dialect_insert(PushOutcomeCount, connection).values(
+            hour=hour, outcome=outcome, count=count
+        )
         upsert = upsert.on_conflict_do_update(
             index_elements=[PushOutcomeCount.hour, PushOutcomeCount.outcome],
             set_={"count": PushOutcomeCount.count + count},
         )
-        db.session.execute(upsert)
+        connection.execute(upsert)
 
 
 async def drain(
@@ -230,18 +246,35 @@ async def drain(
     batch_size: int,
     progress: Callable[[int], None] | None = None,
 ) -> PushSummary:
-    """Push every device that is due now, batch after batch, over one client."""
+    """Push every device that is due now, batch after batch, over one client.
+
+    While a batch is being sent, a thread records the answers to the one before and claims
+    the next, so the database's time hides behind the sending (bench/push_worker.py).
+    """
     summary = PushSummary()
-    while True:
-        claimed = _claim(batch_size)
-        if not claimed.versions:
-            return summary
+
+    def record(batch: PushSummary) -> None:
+        summary.add(batch)
+        log.info("push batch: %s", batch.line())
+        if progress:
+            progress(batch.total)
+
+    claimed = await asyncio.to_thread(_claim, batch_size)
+    answered: tuple[_Claimed, list[PushResult]] | None = None
+    while claimed.versions:
+        sending = asyncio.ensure_future(client.push(list(claimed.devices_by_token)))
+        if answered is not None:
+            record(await asyncio.to_thread(_finish, *answered))
+        # Claimed after the finish, so that rows it freed (bumped by a newer update meanwhile)
+        # are taken again at once.
+        upcoming = await asyncio.to_thread(_claim, batch_size)
         try:
-            results = await client.push(list(claimed.devices_by_token))
+            answered = (claimed, await sending)
         except CertificateRejected as rejected:
-            batch = _finish(claimed, rejected.results)
-            batch.certificate_rejected = rejected.reason
-            summary.add(batch)
+            stopped = await asyncio.to_thread(_finish, claimed, rejected.results)
+            await asyncio.to_thread(_finish, upcoming, [])  # not sent: free its lease now
+            stopped.certificate_rejected = rejected.reason
+            record(stopped)
             log.error(
                 "APNs rejected the pass certificate (%s): pushes stopped. Check that "
                 "PASS_CERTIFICATE is the Pass Type ID certificate for %s and not expired "
@@ -250,11 +283,10 @@ async def drain(
                 client.settings.topic,
             )
             return summary
-        batch = _finish(claimed, results)
-        summary.add(batch)
-        log.info("push batch: %s", batch.line())
-        if progress:
-            progress(batch.total)
+        claimed = upcoming
+    if answered is not None:
+        record(await asyncio.to_thread(_finish, *answered))
+    return summary
 
 
 def tune_gc_for_sending() -> None:

@@ -48,9 +48,9 @@ from passes.validation import Report, ensure_valid
 SERIAL_NUMBER = re.compile(rf"[A-Za-z0-9._~:@+=-]{{1,{SERIAL_NUMBER_LENGTH}}}")
 
 
-def dialect_insert(table: Any) -> Any:
-    """An INSERT that knows ON CONFLICT, for the database in use."""
-    if db.session.get_bind().dialect.name == "postgresql":
+def dialect_insert(table: Any, bind: sa.Connection | None = None) -> Any:
+    """An INSERT that knows ON CONFLICT, for the database in use (the session's by default)."""
+    if (bind or db.session.get_bind()).dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
 

@@ -220,6 +220,21 @@ def test_a_refused_certificate_stops_and_keeps_every_push(push_app: Flask, apns:
     assert pending(push_app) == 3
 
 
+def test_a_refused_certificate_leaves_no_device_leased(push_app: Flask, apns: FakeApns) -> None:
+    # 120 devices, batches of 50: the next batch is claimed while one is being sent.
+    seed_devices(push_app, 120)
+    for i in range(120):
+        apns.script(token(i), Reply(403, "BadCertificate"))
+    patch(push_app)
+    with push_app.app_context():
+        summary = pushing.drain_now()
+        assert summary.certificate_rejected == "BadCertificate"
+        rows = db.session.scalars(sa.select(PendingPush)).all()
+    assert len(rows) == 120
+    # Nothing waits out a lease: a fixed certificate can push everything straight away.
+    assert [row.device_id for row in rows if row.claimed_until is not None] == []
+
+
 def test_push_command_pushes_one_pass_and_all_passes(push_app: Flask, apns: FakeApns) -> None:
     seed_devices(push_app, 2, serial="one")
     seed_devices(push_app, 3, serial="two")
