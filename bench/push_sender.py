@@ -67,8 +67,7 @@ def print_machine() -> None:
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(f"machine: {os.cpu_count()} CPUs ({model}), {platform.platform()}")
     print(
-        f"python {platform.python_version()}, h2 {version('h2')}, httpx {version('httpx')}, "
-        f"{nginx}"
+        f"python {platform.python_version()}, h2 {version('h2')}, httpx {version('httpx')}, {nginx}"
     )
 
 

@@ -532,131 +532,6 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 # Each one replaces a piece of passes/pushing.py or of the h2/hpack request path for one PATCH +
 # drain_now(), then puts the original back.
 
-CLAIM_SQL = sa.text(
-    """
-    WITH available AS (
-        SELECT device_id FROM pending_pushes
-        WHERE due_at <= :now AND (claimed_until IS NULL OR claimed_until < :now)
-        ORDER BY due_at LIMIT :limit FOR UPDATE SKIP LOCKED
-    )
-    UPDATE pending_pushes SET claimed_until = :until
-    FROM available, devices
-    WHERE pending_pushes.device_id = available.device_id AND devices.id = available.device_id
-    RETURNING pending_pushes.device_id, pending_pushes.version, devices.push_token
-    """
-)
-DELETE_DONE_SQL = sa.text(
-    """
-    DELETE FROM pending_pushes
-    USING unnest(CAST(:ids AS integer[]), CAST(:versions AS integer[])) AS done(id, version)
-    WHERE pending_pushes.device_id = done.id AND pending_pushes.version = done.version
-    """
-)
-RELEASE_SQL = sa.text(
-    "UPDATE pending_pushes SET claimed_until = NULL "
-    "WHERE device_id = ANY(CAST(:ids AS integer[])) AND claimed_until IS NOT NULL"
-)
-
-
-def claim_on(connection: sa.Connection, limit: int) -> Any:
-    """pushing._claim in one statement: lease and tokens together, no 5,000-item IN list."""
-    from models import utcnow
-    from passes import pushing
-
-    now = utcnow()
-    rows = connection.execute(
-        CLAIM_SQL, {"now": now, "until": now + pushing.LEASE, "limit": limit}
-    ).all()
-    claimed = pushing._Claimed()
-    for device_id, row_version, token in rows:
-        claimed.versions[device_id] = row_version
-        claimed.devices_by_token[token].append(device_id)
-    return claimed
-
-
-def finish_on(connection: sa.Connection, claimed: Any, results: list[Any]) -> Any:
-    """pushing._finish for the all-answered case with array parameters; skips the release
-    UPDATE when every claimed row was deleted. Falls back to the original otherwise."""
-    from models import PushOutcomeCount, utcnow
-    from passes import pushing
-    from passes.apns import Outcome
-
-    summary = pushing.PushSummary()
-    ids: list[int] = []
-    for result in results:
-        if result.outcome is not Outcome.SENT:
-            raise NotImplementedError("experiment covers all-sent batches only")
-        ids += claimed.devices_by_token.get(result.token, [])
-    summary.sent = len(ids)
-    versions = [claimed.versions[i] for i in ids]
-    deleted = connection.execute(DELETE_DONE_SQL, {"ids": ids, "versions": versions}).rowcount
-    if deleted < len(claimed.versions):  # bumped by a newer update meanwhile: free them
-        connection.execute(RELEASE_SQL, {"ids": list(claimed.versions)})
-    now = utcnow()
-    hour = now.replace(minute=0, second=0, microsecond=0)
-    upsert = sa.dialects.postgresql.insert(PushOutcomeCount).values(
-        hour=hour, outcome="sent", count=summary.sent
-    )
-    connection.execute(
-        upsert.on_conflict_do_update(
-            index_elements=[PushOutcomeCount.hour, PushOutcomeCount.outcome],
-            set_={"count": PushOutcomeCount.count + summary.sent},
-        )
-    )
-    return summary
-
-
-def cheaper_sql() -> AbstractContextManager[None]:
-    from models import db
-    from passes import pushing
-
-    def claim(limit: int) -> Any:
-        claimed = claim_on(db.session.connection(), limit)
-        db.session.commit()
-        return claimed
-
-    def finish(claimed: Any, results: list[Any]) -> Any:
-        summary = finish_on(db.session.connection(), claimed, results)
-        db.session.commit()
-        return summary
-
-    return patched([(pushing, "_claim", claim), (pushing, "_finish", finish)])
-
-
-def overlapped_drain() -> AbstractContextManager[None]:
-    """Claim the next batch and finish the last one in threads (own connections) while the
-    event loop sends: PostgreSQL's time and round trips hide behind the sending."""
-    from models import db
-    from passes import pushing
-
-    engine = db.engine
-
-    def claim(limit: int) -> Any:
-        with engine.begin() as connection:
-            return claim_on(connection, limit)
-
-    def finish(claimed: Any, results: list[Any]) -> Any:
-        with engine.begin() as connection:
-            return finish_on(connection, claimed, results)
-
-    async def drain(client: Any, *, batch_size: int, progress: Any = None) -> Any:
-        summary = pushing.PushSummary()
-        claimed = await asyncio.to_thread(claim, batch_size)
-        finishing: asyncio.Future[Any] | None = None
-        while claimed.versions:
-            sending = asyncio.ensure_future(client.push(list(claimed.devices_by_token)))
-            upcoming = asyncio.ensure_future(asyncio.to_thread(claim, batch_size))
-            results = await sending
-            if finishing is not None:
-                summary.add(await finishing)
-            finishing = asyncio.ensure_future(asyncio.to_thread(finish, claimed, results))
-            claimed = await upcoming
-        if finishing is not None:
-            summary.add(await finishing)
-        return summary
-
-    return patched([(pushing, "drain", drain)])
-
 
 class _QuietLog:
     """Stands in for hpack's module logger: its 33 debug() calls per push cost a call each."""
@@ -669,45 +544,6 @@ def quiet_hpack() -> AbstractContextManager[None]:
     import hpack.hpack
 
     return patched([(hpack.hpack, "log", _QuietLog())])
-
-
-def cached_request_headers() -> AbstractContextManager[None]:
-    """Encode the constant request headers once per HPACK table state, then per push only the
-    never-indexed :path literal (no Huffman): prefix + path + suffix."""
-    import hpack
-    from hpack.hpack import encode_integer
-
-    original = hpack.Encoder.encode
-    caches: dict[int, tuple[Any, dict[Any, tuple[bytes, bytes]]]] = {}
-
-    def state(encoder: Any) -> Any:
-        table = encoder.header_table
-        entries = table.dynamic_entries
-        return (len(entries), entries[0] if entries else None, table.maxsize)
-
-    def encode(self: Any, headers: Any, huffman: bool = True) -> bytes:
-        paths = [i for i, h in enumerate(headers) if h[0] == b":path"]
-        if len(paths) != 1 or self.header_table.resized:
-            return original(self, headers, huffman)
-        index = paths[0]
-        key = tuple(h for i, h in enumerate(headers) if i != index)
-        table_state, cache = caches.get(id(self), (None, {}))
-        if table_state != state(self):
-            cache = {}
-        cached = cache.get(key)
-        if cached is None:
-            block = original(self, headers, huffman)  # adds the constants to the table
-            caches[id(self)] = (state(self), cache)
-            # Now they are indexed: encode them again as the references they will stay.
-            cache[key] = (original(self, headers[:index]), original(self, headers[index + 1 :]))
-            caches[id(self)] = (state(self), cache)
-            return block
-        prefix, suffix = cached
-        value = headers[index][1]
-        literal = b"\x14" + bytes(encode_integer(len(value), 7)) + value  # never indexed, :path
-        return prefix + literal + suffix
-
-    return patched([(hpack.Encoder, "encode", encode)])
 
 
 @contextmanager
@@ -726,21 +562,13 @@ def default_gc() -> Iterator[None]:
 
 
 Patch = Callable[[], AbstractContextManager[None]]
-SQL: tuple[Patch, ...] = (cheaper_sql,)
-OVERLAP: tuple[Patch, ...] = (overlapped_drain,)
-SENDER: tuple[Patch, ...] = (quiet_hpack, cached_request_headers)
-
-# label: (PUSH_BATCH_SIZE or None for the app's, patches). The SQL patches replace the app's
-# claim with an equivalent one and its finish with one DELETE .. USING unnest(ids, versions),
-# skipping the release UPDATE when every claimed row was deleted.
+# label: (PUSH_BATCH_SIZE or None for the app's, patches). The cached header block and the
+# overlapped claim/finish, tried here first, are in the app since eebccf6 and a166776.
 EXPERIMENTS: dict[str, tuple[int | None, tuple[Patch, ...]]] = {
     "as is": (None, ()),
     "as is, PUSH_BATCH_SIZE 5000": (5000, ()),
     "Python's default GC (no tune_gc_for_sending)": (None, (default_gc,)),
-    "finish: one unnest DELETE, no release UPDATE": (None, SQL),
-    "that, claim/finish overlapped with sending": (None, OVERLAP),
-    "sender: cached header block, no hpack debug()": (None, SENDER),
-    "overlapped SQL + sender": (None, OVERLAP + SENDER),
+    "hpack's debug() calls silenced": (None, (quiet_hpack,)),
 }
 
 
@@ -821,10 +649,12 @@ def send_only(bench: Bench) -> Drain:
 
 
 def hpack_costs(calls: int = 20_000) -> dict[str, float]:
-    """Microseconds per call: encoding one push's request headers (as h2 does, and with the
-    cached block), and decoding one answer's headers (nginx's, and what APNs sends)."""
+    """Microseconds per call: encoding one push's request headers (with hpack's encoder, and
+    with ours), and decoding one answer's headers (nginx's, and what APNs sends)."""
     import hpack
     from hpack import NeverIndexedHeaderTuple as Never
+
+    from passes.apns import _RequestEncoder
 
     def headers(i: int) -> list[tuple[bytes, bytes]]:
         path = Never(b":path", b"/3/device/" + f"{i:064x}".encode())
@@ -847,10 +677,11 @@ def hpack_costs(calls: int = 20_000) -> dict[str, float]:
         return (time.process_time() - start) / calls * 1e6
 
     encoder = hpack.Encoder()
-    costs = {"encode request (h2 today)": per_call(lambda i: encoder.encode(headers(i)))}
-    with cached_request_headers():
-        encoder = hpack.Encoder()
-        costs["encode request (cached block)"] = per_call(lambda i: encoder.encode(headers(i)))
+    costs = {"encode request (hpack.Encoder)": per_call(lambda i: encoder.encode(headers(i)))}
+    encoder = _RequestEncoder()
+    costs["encode request (passes.apns, cached block)"] = per_call(
+        lambda i: encoder.encode(headers(i))
+    )
     # nginx answers with server, date, content-type and content-length; APNs with apns-id.
     nginx = hpack.Encoder().encode(
         [
@@ -959,20 +790,16 @@ def breakdown(drains: list[Drain]) -> list[str]:
         for statement in sorted(k for k in drains[0].statements if k.startswith(name + ":")):
             found = [d.statements[statement] for d in drains if statement in d.statements]
             row(f"  in cursor.execute: {statement.split(': ', 1)[1]}", found)
-    other = total - sum(statistics.median(d.phases[n].wall for d in drains) for n in labels)
     collector = statistics.median(d.collector for d in drains)
     lines.append(
         f"| {'cyclic GC (within the phases above)':<47} |       | {collector:6.2f} |       |"
         f" {collector / total:8.0%} |"
     )
     lines.append(
-        f"| {'other (client set-up and close)':<47} |       | {other:6.2f} |       |"
-        f" {other / total:8.0%} |"
-    )
-    lines.append(
         f"| {'whole drain':<47} |       | {total:6.2f} | "
         f"{statistics.median(d.cpu for d in drains):5.2f} | {1:8.0%} |"
     )
+    lines.append("(claim and finish run in a thread while batches are sent: shares overlap)")
     return lines
 
 
