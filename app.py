@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask
 from flask_migrate import Migrate
 
-from models import db
+from models import db, read_engine
 from passes import (
     admin,
     cli,
@@ -166,13 +166,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(HERE / "migrations"))
+    with app.app_context():
+        reads = read_engine(db.engine)
     runtime = context.Runtime(
         credentials=credentials,
         templates=TemplateStore(Path(app.config["PASS_TEMPLATES_DIR"])),
+        reads=reads,
     )
     app.extensions["pass_server"] = runtime
     if push_mode == "inline":
         runtime.after_change = pushing.InlinePusher(app)
+    app.session_interface = dashboard.SessionOnlyWhenSent()
     app.url_map.merge_slashes = False  # CollapseSlashes handles "//" without a redirect
     app.wsgi_app = webservice.CollapseSlashes(app.wsgi_app)  # type: ignore[method-assign]
     app.register_blueprint(webservice.bp, url_prefix=WEB_SERVICE_PATH)

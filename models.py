@@ -80,6 +80,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def read_engine(engine: sa.Engine) -> sa.Engine:
+    """An engine on `engine`'s database whose connections stay in autocommit mode.
+
+    For reads of one statement (passes/webservice.py's device paths): no transaction to
+    begin and roll back. Switching a shared pooled connection to autocommit and back cost
+    more than the query itself (bench/http_paths.py), so these connections live in a pool of
+    their own. An in-memory SQLite database exists only inside its one connection, so there
+    the engine's own pool is used, switching each time.
+    """
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    # Nothing to roll back on return: autocommit connections hold no transaction.
+    return sa.create_engine(url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
+
+
 class Pass(db.Model):
     """One issued pass: a template name plus the per-pass part of pass.json."""
 

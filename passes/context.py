@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
 from flask import current_app
 
 from passes.building import TemplateStore
@@ -18,6 +19,7 @@ class Runtime:
 
     credentials: PassCredentials | None
     templates: TemplateStore
+    reads: sa.Engine  # autocommit connections for single-statement reads (models.read_engine)
     # Called after a change that queued pushes has been committed (see passes/pushing.py).
     after_change: Callable[[], None] = field(default=lambda: None)
 

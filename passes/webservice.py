@@ -140,12 +140,12 @@ def updated_serials(device_id: str, pass_type_id: str) -> Response:
 
 
 def _read(statement: sa.Select[Any], params: dict[str, str]) -> list[sa.Row[Any]]:
-    """One read-only statement on its own autocommit connection.
+    """One read-only statement on an autocommit connection.
 
     The two endpoints every device calls after every push use this: no ORM session, and
     on PostgreSQL no BEGIN and ROLLBACK round trips around a single SELECT.
     """
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+    with context.runtime().reads.connect() as connection:
         return list(connection.execute(statement, params).all())
 
 
