@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask
 from flask_migrate import Migrate
 
-from models import db, read_engine
+from models import Reads, db
 from passes import (
     admin,
     cli,
@@ -167,7 +167,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(HERE / "migrations"))
     with app.app_context():
-        reads = read_engine(db.engine)
+        reads = Reads(db.engine)
     runtime = context.Runtime(
         credentials=credentials,
         templates=TemplateStore(Path(app.config["PASS_TEMPLATES_DIR"])),

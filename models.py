@@ -80,20 +80,45 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def read_engine(engine: sa.Engine) -> sa.Engine:
-    """An engine on `engine`'s database whose connections stay in autocommit mode.
+class Reads:
+    """Autocommit connections kept open from request to request, for reads of one statement.
 
-    For reads of one statement (passes/webservice.py's device paths): no transaction to
-    begin and roll back. Switching a shared pooled connection to autocommit and back cost
-    more than the query itself (bench/http_paths.py), so these connections live in a pool of
-    their own. An in-memory SQLite database exists only inside its one connection, so there
-    the engine's own pool is used, switching each time.
+    The serial list and the pass-version check, which every device calls after every push,
+    read through this: no transaction to begin and roll back, and no pool checkout, as on
+    those paths each cost about as much as the query itself (bench/http_paths.py). One
+    connection is held for each read running at the same moment, so a sync gunicorn worker
+    holds one, beside the pool it uses for everything else.
     """
-    url = engine.url
-    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
-        return engine.execution_options(isolation_level="AUTOCOMMIT")
-    # Nothing to roll back on return: autocommit connections hold no transaction.
-    return sa.create_engine(url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
+
+    def __init__(self, engine: sa.Engine) -> None:
+        url = engine.url
+        if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+            # An in-memory database exists only inside the engine's one connection.
+            self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            self._engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+        self._idle: list[sa.Connection] = []  # append() and pop() are atomic: thread-safe
+
+    def rows(self, statement: sa.Executable, params: dict[str, Any]) -> list[sa.Row[Any]]:
+        try:
+            connection = self._idle.pop()
+        except IndexError:
+            connection = self._engine.connect()
+        try:
+            rows = list(connection.execute(statement, params).all())
+        except sa.exc.DBAPIError as error:
+            connection.close()
+            if not error.connection_invalidated:
+                raise
+            # The server dropped the idle connection (a restart, an idle timeout): a read
+            # is safe to repeat, once, on a new one.
+            with self._engine.connect() as fresh:
+                return list(fresh.execute(statement, params).all())
+        except BaseException:
+            connection.close()
+            raise
+        self._idle.append(connection)
+        return rows
 
 
 class Pass(db.Model):

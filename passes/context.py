@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import sqlalchemy as sa
 from flask import current_app
 
+from models import Reads
 from passes.building import TemplateStore
 from passes.credentials import PassCredentials
 from passes.errors import ServiceUnavailable
@@ -19,7 +19,7 @@ class Runtime:
 
     credentials: PassCredentials | None
     templates: TemplateStore
-    reads: sa.Engine  # autocommit connections for single-statement reads (models.read_engine)
+    reads: Reads  # for the device paths' single-statement reads
     # Called after a change that queued pushes has been committed (see passes/pushing.py).
     after_change: Callable[[], None] = field(default=lambda: None)
 

@@ -140,13 +140,9 @@ def updated_serials(device_id: str, pass_type_id: str) -> Response:
 
 
 def _read(statement: sa.Select[Any], params: dict[str, str]) -> list[sa.Row[Any]]:
-    """One read-only statement on an autocommit connection.
-
-    The two endpoints every device calls after every push use this: no ORM session, and
-    on PostgreSQL no BEGIN and ROLLBACK round trips around a single SELECT.
-    """
-    with context.runtime().reads.connect() as connection:
-        return list(connection.execute(statement, params).all())
+    """One read-only statement on an autocommit connection kept open between requests
+    (models.Reads): no ORM session, and on PostgreSQL one round trip."""
+    return context.runtime().reads.rows(statement, params)
 
 
 # Built once: this is the endpoint every device calls after every push.
