@@ -178,7 +178,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         runtime.after_change = pushing.InlinePusher(app)
     app.session_interface = dashboard.SessionOnlyWhenSent()
     app.url_map.merge_slashes = False  # CollapseSlashes handles "//" without a redirect
-    app.wsgi_app = webservice.CollapseSlashes(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = webservice.CollapseSlashes(health.RequestLog(app.wsgi_app))  # type: ignore[method-assign]
     app.register_blueprint(webservice.bp, url_prefix=WEB_SERVICE_PATH)
     app.register_blueprint(admin.bp, url_prefix="/api")
     app.register_blueprint(cli.bp)
@@ -186,7 +186,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(openapi.bp)  # /openapi.json
     app.register_blueprint(distribution.bp)  # /p/<token>: the public pass pages
     app.register_blueprint(dashboard.bp, url_prefix="/admin")
-    health.install_request_log(app)
     register_error_handlers(app)
     return app
 

@@ -22,8 +22,11 @@ def _finite(text: str) -> float:
     return value
 
 
-def json_body() -> dict[str, Any]:
-    """The request body as a JSON object (413 past the size limit, 400 when malformed)."""
+def json_body(max_bytes: int | None = None) -> dict[str, Any]:
+    """The request body as a JSON object (413 past `max_bytes` or the app's MAX_CONTENT_LENGTH,
+    400 when malformed)."""
+    if max_bytes is not None:
+        request.max_content_length = max_bytes
     raw = request.get_data(cache=True)  # reading enforces max_content_length
     try:
         parsed = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite)

@@ -42,11 +42,6 @@ MAX_LOG_MESSAGE_LENGTH = 2000
 KEEP_LOG_ENTRIES = 10_000
 
 
-@bp.before_request
-def limit_body() -> None:
-    request.max_content_length = MAX_BODY
-
-
 def _check_lengths(**parts: str) -> None:
     limits = {
         "deviceLibraryIdentifier": DEVICE_ID_LENGTH,
@@ -92,7 +87,7 @@ def register(device_id: str, pass_type_id: str, serial_number: str) -> tuple[Res
         serialNumber=serial_number,
     )
     pass_ = _authorized_pass(pass_type_id, serial_number)
-    body = json_body()
+    body = json_body(MAX_BODY)
     push_token = body.get("pushToken")
     if not isinstance(push_token, str) or not is_valid_token(push_token):
         raise ValidationError(
@@ -239,7 +234,7 @@ def personalize(pass_type_id: str, serial_number: str) -> Response:
         if found is None:
             raise NotFound("no such pass")
         pass_ = found
-    body = json_body()
+    body = json_body(MAX_BODY)
     token = body.get("personalizationToken")
     if not isinstance(token, str) or not 0 < len(token) <= MAX_PERSONALIZATION_TOKEN:
         raise ValidationError(
@@ -299,7 +294,7 @@ def unregister(device_id: str, pass_type_id: str, serial_number: str) -> Respons
 
 @bp.post("/v1/log")
 def device_log() -> Response:
-    body = json_body()
+    body = json_body(MAX_BODY)
     logs = body.get("logs")
     if not isinstance(logs, list) or not all(isinstance(entry, str) for entry in logs):
         raise ValidationError("logs must be a list of strings", path="$.logs")

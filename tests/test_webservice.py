@@ -205,6 +205,10 @@ def test_oversize_body_is_413(client: FlaskClient, admin: Admin) -> None:
     )
     assert response.status_code == 413
     assert response.get_json()["error"] == "request_entity_too_large"
+    # 20 kB of log messages is within the app's limit for admin uploads, not Wallet's.
+    logged = client.post("/wallet/v1/log", json={"logs": ["x" * 1000] * 20})
+    assert logged.status_code == 413
+    assert admin.get("/api/logs").get_json()["logs"] == []
 
 
 def test_over_long_path_parts_are_400(client: FlaskClient, admin: Admin) -> None:
