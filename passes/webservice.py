@@ -178,12 +178,13 @@ def latest_pass(pass_type_id: str, serial_number: str) -> Response:
     if version is None:
         raise Unauthorized("the authentication token does not match this pass")
     last_modified = store.last_modified(version.updated_at)
-    if _device_has_current(version.shares_second_with_previous, last_modified):
+    header = http_date(last_modified)
+    if _device_has_current(version.shares_second_with_previous, last_modified, header):
         response = Response(status=304)
     else:
         pass_ = db.session.get_one(Pass, version.id)
         response = Response(store.build_pkpass(pass_), mimetype=PKPASS_MIMETYPE)
-    response.headers["Last-Modified"] = http_date(last_modified)
+    response.headers["Last-Modified"] = header
     # Wallet asks again after every push; nothing in between may serve an old copy.
     response.headers["Cache-Control"] = "no-cache"
     return response
@@ -195,13 +196,18 @@ _PASS_VERSION = sa.select(Pass.id, Pass.updated_at, Pass.shares_second_with_prev
 )
 
 
-def _device_has_current(shares_second_with_previous: bool, last_modified: datetime) -> bool:
-    since = parse_date(request.headers.get("If-Modified-Since"))
-    if since is None or shares_second_with_previous:
+def _device_has_current(
+    shares_second_with_previous: bool, last_modified: datetime, last_modified_header: str
+) -> bool:
+    if shares_second_with_previous:
         # Two versions within one second have the same HTTP date: the device may hold
         # the older one, so it gets the pass again.
         return False
-    return since.astimezone(UTC) >= last_modified
+    sent = request.headers.get("If-Modified-Since")
+    if sent == last_modified_header:
+        return True  # Wallet sends back our own Last-Modified: no need to parse it
+    since = parse_date(sent)
+    return since is not None and since.astimezone(UTC) >= last_modified
 
 
 # The fields Wallet's sign-up form can ask for (Apple's PersonalizationDictionary).

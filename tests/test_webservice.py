@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -287,6 +288,16 @@ def test_if_modified_since_in_the_past_gets_the_pass(client: FlaskClient, admin:
     old = http_date(parse_date("Mon, 01 Jan 2024 00:00:00 GMT"))
     response = client.get(pass_url(created), headers={**auth(created), "If-Modified-Since": old})
     assert response.status_code == 200
+
+
+def test_a_later_if_modified_since_in_another_date_format_gets_304(
+    client: FlaskClient, admin: Admin
+) -> None:
+    created = admin.create_pass()
+    # RFC 850, which HTTP/1.1 still accepts, a day after the version the service holds.
+    later = (datetime.now(UTC) + timedelta(days=1)).strftime("%A, %d-%b-%y %H:%M:%S GMT")
+    response = client.get(pass_url(created), headers={**auth(created), "If-Modified-Since": later})
+    assert response.status_code == 304
 
 
 def test_head_answers_headers_without_the_body(client: FlaskClient, admin: Admin) -> None:
