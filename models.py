@@ -92,14 +92,18 @@ class Reads:
 
     def __init__(self, engine: sa.Engine) -> None:
         url = engine.url
-        if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
-            # An in-memory database exists only inside the engine's one connection.
-            self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        else:
-            self._engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+        # An in-memory SQLite database exists only inside the one connection that the
+        # engine shares with the session: read through it like the session, keeping nothing.
+        self._shared = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+        self._engine = (
+            engine if self._shared else sa.create_engine(url, isolation_level="AUTOCOMMIT")
+        )
         self._idle: list[sa.Connection] = []  # append() and pop() are atomic: thread-safe
 
     def rows(self, statement: sa.Executable, params: dict[str, Any]) -> list[sa.Row[Any]]:
+        if self._shared:
+            with self._engine.connect() as connection:
+                return list(connection.execute(statement, params).all())
         try:
             connection = self._idle.pop()
         except IndexError:
