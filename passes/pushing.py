@@ -263,11 +263,17 @@ async def drain(
     answered: tuple[_Claimed, list[PushResult]] | None = None
     while claimed.versions:
         sending = asyncio.ensure_future(client.push(list(claimed.devices_by_token)))
-        if answered is not None:
-            record(await asyncio.to_thread(_finish, *answered))
-        # Claimed after the finish, so that rows it freed (bumped by a newer update meanwhile)
-        # are taken again at once.
-        upcoming = await asyncio.to_thread(_claim, batch_size)
+        try:
+            if answered is not None:
+                record(await asyncio.to_thread(_finish, *answered))
+            # Claimed after the finish, so that rows it freed (bumped by a newer update
+            # meanwhile) are taken again at once.
+            upcoming = await asyncio.to_thread(_claim, batch_size)
+        except BaseException:
+            # The database failed: stop sending what could not be recorded. The leases
+            # expire and the next drain sends those devices again.
+            sending.cancel()
+            raise
         try:
             answered = (claimed, await sending)
         except CertificateRejected as rejected:
