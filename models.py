@@ -102,8 +102,7 @@ class Reads:
 
     def rows(self, statement: sa.Executable, params: dict[str, Any]) -> list[sa.Row[Any]]:
         if self._shared:
-            with self._engine.connect() as connection:
-                return list(connection.execute(statement, params).all())
+            return self._read_once(statement, params)
         try:
             connection = self._idle.pop()
         except IndexError:
@@ -116,13 +115,17 @@ class Reads:
                 raise
             # The server dropped the idle connection (a restart, an idle timeout): a read
             # is safe to repeat, once, on a new one.
-            with self._engine.connect() as fresh:
-                return list(fresh.execute(statement, params).all())
+            return self._read_once(statement, params)
         except BaseException:
             connection.close()
             raise
         self._idle.append(connection)
         return rows
+
+    def _read_once(self, statement: sa.Executable, params: dict[str, Any]) -> list[sa.Row[Any]]:
+        """On a connection of its own, given back to the engine's pool afterwards."""
+        with self._engine.connect() as connection:
+            return list(connection.execute(statement, params).all())
 
 
 class Pass(db.Model):
