@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask
 from flask_migrate import Migrate
 
-from models import Reads, db
+from models import db
 from passes import (
     admin,
     cli,
@@ -27,6 +27,7 @@ from passes import (
 from passes.building import TemplateStore
 from passes.credentials import CredentialsError, load_credentials
 from passes.errors import register_error_handlers
+from passes.reads import Reads
 
 log = logging.getLogger("passes")
 migrate = Migrate()

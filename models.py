@@ -80,54 +80,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class Reads:
-    """Autocommit connections kept open from request to request, for reads of one statement.
-
-    The serial list and the pass-version check, which every device calls after every push,
-    read through this: no transaction to begin and roll back, and no pool checkout, as on
-    those paths each cost about as much as the query itself (bench/http_paths.py). One
-    connection is held for each read running at the same moment, so a sync gunicorn worker
-    holds one, beside the pool it uses for everything else.
-    """
-
-    def __init__(self, engine: sa.Engine) -> None:
-        url = engine.url
-        # An in-memory SQLite database exists only inside the one connection that the
-        # engine shares with the session: read through it like the session, keeping nothing.
-        self._shared = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
-        self._engine = (
-            engine if self._shared else sa.create_engine(url, isolation_level="AUTOCOMMIT")
-        )
-        self._idle: list[sa.Connection] = []  # append() and pop() are atomic: thread-safe
-
-    def rows(self, statement: sa.Executable, params: dict[str, Any]) -> list[sa.Row[Any]]:
-        if self._shared:
-            return self._read_once(statement, params)
-        try:
-            connection = self._idle.pop()
-        except IndexError:
-            connection = self._engine.connect()
-        try:
-            rows = list(connection.execute(statement, params).all())
-        except sa.exc.DBAPIError as error:
-            connection.close()
-            if not error.connection_invalidated:
-                raise
-            # The server dropped the idle connection (a restart, an idle timeout): a read
-            # is safe to repeat, once, on a new one.
-            return self._read_once(statement, params)
-        except BaseException:
-            connection.close()
-            raise
-        self._idle.append(connection)
-        return rows
-
-    def _read_once(self, statement: sa.Executable, params: dict[str, Any]) -> list[sa.Row[Any]]:
-        """On a connection of its own, given back to the engine's pool afterwards."""
-        with self._engine.connect() as connection:
-            return list(connection.execute(statement, params).all())
-
-
 class Pass(db.Model):
     """One issued pass: a template name plus the per-pass part of pass.json."""
 

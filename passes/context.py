@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 
-from models import Reads
 from passes.building import TemplateStore
 from passes.credentials import PassCredentials
 from passes.errors import ServiceUnavailable
+from passes.reads import Reads
 
 
 @dataclass

@@ -134,9 +134,10 @@ def updated_serials(device_id: str, pass_type_id: str) -> Response:
     return jsonify({"serialNumbers": serials, "lastUpdated": str(last_updated)})
 
 
-def _read(statement: sa.Select[Any], params: dict[str, str]) -> list[sa.Row[Any]]:
-    """One read-only statement on an autocommit connection kept open between requests
-    (models.Reads): no ORM session, and on PostgreSQL one round trip."""
+def _read(statement: sa.Select[Any], params: dict[str, str]) -> list[Any]:
+    """One read-only statement on a connection kept open between requests, straight
+    through the driver (passes/reads.py): no ORM session, and on PostgreSQL one round trip
+    to a statement planned once."""
     return context.runtime().reads.rows(statement, params)
 
 
