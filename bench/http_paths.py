@@ -4,7 +4,11 @@ Run from anywhere: `python bench/http_paths.py [--rounds 3] [--seconds 5] [--dat
 
 Every server runs under gunicorn pinned to core 0 (`taskset -c 0 gunicorn -w 2 ...`, the same
 settings for the real app and for bench/bare_app.py); the load generator is wrk pinned to
-core 1. Targets, measured in turn within each round so they share the machine's load:
+core 1, and so are the machine's PostgreSQL processes for the run (when run as root; with
+`--postgres-cores any` they are left to share the server's core). In production the database
+has a machine of its own; sharing gunicorn's one core, its backends would make this measure
+PostgreSQL's CPU as much as the app's. Targets, measured in turn within each round so they
+share the machine's load:
 
 - bare: `GET /ping` on bench/bare_app.py, the baseline;
 - serials 204: `GET /wallet/v1/devices/<d>/registrations/<ptid>?passesUpdatedSince=<latest>`
@@ -111,8 +115,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def gunicorn_command(app_spec: str, port: int, args: argparse.Namespace) -> list[str]:
-    python_path = ["--pythonpath", args.pythonpath] if args.pythonpath else []
+def gunicorn_command(
+    app_spec: str, port: int, args: argparse.Namespace, candidate: bool = False
+) -> list[str]:
+    # Only the candidate looks in --pythonpath: it may hold another checkout's app.py,
+    # which must not stand in for the app under test or the bare app.
+    python_path = ["--pythonpath", args.pythonpath] if candidate and args.pythonpath else []
     return [
         "taskset", "-c", str(SERVER_CORE),
         "gunicorn", "-w", str(args.workers), "-k", args.worker_class,
@@ -137,7 +145,11 @@ def wrk_command(target: Target, args: argparse.Namespace, seconds: int | None = 
 
 @contextmanager
 def server(
-    app_spec: str, environment: dict[str, str], args: argparse.Namespace, log: Path
+    app_spec: str,
+    environment: dict[str, str],
+    args: argparse.Namespace,
+    log: Path,
+    candidate: bool = False,
 ) -> Iterator[Server]:
     """A gunicorn serving `app_spec` on a free port; stopped (its whole group) on exit.
 
@@ -145,7 +157,7 @@ def server(
     pipe in production, not to this terminal.
     """
     port = free_port()
-    command = gunicorn_command(app_spec, port, args)
+    command = gunicorn_command(app_spec, port, args, candidate)
     print(f"server: {shlex.join(command)}")
     with log.open("ab") as output:
         process = subprocess.Popen(
@@ -198,6 +210,50 @@ def psql(sql: str) -> None:
         timeout=60,
         capture_output=True,
     )
+
+
+def postgres_processes() -> list[int]:
+    """The machine's PostgreSQL processes: the postmaster, its helpers and backends."""
+    pids = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "postgres":
+                pids.append(int(comm.parent.name))
+        except OSError:
+            continue  # the process ended meanwhile
+    return pids
+
+
+@contextmanager
+def postgres_on_core(core: int) -> Iterator[str]:
+    """Keep PostgreSQL off the server's core for the run, then give its cores back.
+
+    In production the database has a machine of its own (Heroku Postgres always does). On
+    this one, its backends would otherwise run on the core gunicorn is pinned to, and the
+    benchmark would measure PostgreSQL's CPU as much as the app's. New backends inherit
+    the postmaster's affinity. Yields a line saying what was done.
+    """
+    everything = os.sched_getaffinity(0)
+    try:
+        pinned = all(_set_cores(pid, {core}) for pid in postgres_processes())
+        yield (
+            f"PostgreSQL: its processes pinned to core {core} for the run"
+            if pinned
+            else "PostgreSQL: not (all) pinned, as only root may; it shares the server's core"
+        )
+    finally:
+        for pid in postgres_processes():  # the ones we moved, and backends started since
+            _set_cores(pid, everything)
+
+
+def _set_cores(pid: int, cores: set[int]) -> bool:
+    try:
+        os.sched_setaffinity(pid, cores)
+    except ProcessLookupError:
+        pass  # it ended meanwhile
+    except PermissionError:
+        return False
+    return True
 
 
 @contextmanager
@@ -326,7 +382,16 @@ def main() -> int:
         metavar="SPEC",
         help="also load this app (e.g. 'patched:create_app()') on the same databases",
     )
-    parser.add_argument("--pythonpath", help="gunicorn --pythonpath, to find --candidate")
+    parser.add_argument(
+        "--pythonpath",
+        help="gunicorn --pythonpath for --candidate only (e.g. a worktree of the old code)",
+    )
+    parser.add_argument(
+        "--postgres-cores",
+        choices=("load", "any"),
+        default="load",
+        help="PostgreSQL's processes on the load generator's core (default), or left anywhere",
+    )
     parser.add_argument("--max-minutes", type=float, default=20, help="stop everything after")
     parser.add_argument(
         "--databases", default="postgresql,sqlite", help="comma-separated: postgresql, sqlite"
@@ -361,6 +426,8 @@ def main() -> int:
         targets = [Target("bare Flask route", bare, "/ping", 200)]
         for database in args.databases.split(","):
             if database == "postgresql":
+                if args.postgres_cores == "load":
+                    print(stack.enter_context(postgres_on_core(LOAD_CORE)))
                 try:
                     url = stack.enter_context(postgres_database())
                 except (OSError, subprocess.SubprocessError) as error:
@@ -379,7 +446,9 @@ def main() -> int:
             base = stack.enter_context(server("app:create_app()", environment, args, logs))
             targets += app_targets(database, base, seeded)
             if args.candidate:
-                base = stack.enter_context(server(args.candidate, environment, args, logs))
+                base = stack.enter_context(
+                    server(args.candidate, environment, args, logs, candidate=True)
+                )
                 for target in app_targets(f"{database}, candidate", base, seeded):
                     target.judged = False
                     targets.append(target)
