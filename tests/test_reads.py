@@ -44,6 +44,21 @@ def is_postgresql(app: Flask) -> bool:
         return db.engine.dialect.name == "postgresql"
 
 
+def pass_read_once(client: FlaskClient, admin: Admin) -> dict[str, str]:
+    """A pass on a device, listed once: a read connection is now held."""
+    created = admin.create_pass()
+    register(client, created)
+    assert client.get(serials_url(created)).status_code == 200
+    return created
+
+
+def assert_both_paths_read(client: FlaskClient, created: dict[str, str]) -> None:
+    listed = client.get(serials_url(created))
+    assert listed.status_code == 200
+    assert listed.get_json()["serialNumbers"] == [created["serialNumber"]]
+    assert client.get(pass_url(created), headers=auth(created)).status_code == 200
+
+
 def test_one_request_after_another_reuses_one_connection(
     app: Flask, client: FlaskClient, admin: Admin
 ) -> None:
@@ -61,17 +76,11 @@ def test_one_request_after_another_reuses_one_connection(
 def test_a_dropped_connection_is_replaced_without_an_error(
     app: Flask, client: FlaskClient, admin: Admin
 ) -> None:
-    created = admin.create_pass()
-    register(client, created)
-    assert client.get(serials_url(created)).status_code == 200
+    created = pass_read_once(client, admin)
     for connection in idle_connections(app):
         drop(connection, app)
 
-    listed = client.get(serials_url(created))
-
-    assert listed.status_code == 200
-    assert listed.get_json()["serialNumbers"] == [created["serialNumber"]]
-    assert client.get(pass_url(created), headers=auth(created)).status_code == 200
+    assert_both_paths_read(client, created)
 
 
 def test_an_in_memory_database_reads_through_the_sessions_connection(
@@ -120,18 +129,12 @@ def test_statements_dropped_on_the_server_are_prepared_again(
 ) -> None:
     # What DISCARD ALL does, or a pooler handing our statement to a server connection
     # that never saw its PREPARE.
-    created = admin.create_pass()
-    register(client, created)
+    created = pass_read_once(client, admin)
     assert client.get(pass_url(created), headers=auth(created)).status_code == 200
-    assert client.get(serials_url(created)).status_code == 200
     for connection in idle_connections(app):
         run_on(connection, "DEALLOCATE ALL")
 
-    listed = client.get(serials_url(created))
-
-    assert listed.status_code == 200
-    assert listed.get_json()["serialNumbers"] == [created["serialNumber"]]
-    assert client.get(pass_url(created), headers=auth(created)).status_code == 200
+    assert_both_paths_read(client, created)
 
 
 @needs_postgresql
@@ -141,16 +144,11 @@ def test_a_statement_already_prepared_on_the_server_is_used_as_it_is(
     # Behind a pooler, the server connection may hold our statement from another client:
     # PREPARE then fails with "already exists", and the statement (named after its SQL)
     # is the very one we need.
-    created = admin.create_pass()
-    register(client, created)
-    assert client.get(serials_url(created)).status_code == 200
+    created = pass_read_once(client, admin)
     for connection in idle_connections(app):
         connection.prepared.clear()
 
-    listed = client.get(serials_url(created))
-
-    assert listed.status_code == 200
-    assert listed.get_json()["serialNumbers"] == [created["serialNumber"]]
+    assert_both_paths_read(client, created)
 
 
 @needs_postgresql
