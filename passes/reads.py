@@ -113,7 +113,6 @@ class Reads:
             # NullPool: the connections we hold are all there is; one we drop is closed.
             else sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
         )
-        self._prepare = self._engine.dialect.name == "postgresql"
         self._compiled: dict[sa.Select[Any], _Compiled] = {}
         self._idle: list[_Connection] = []  # append() and pop() are atomic: thread-safe
 
@@ -166,7 +165,7 @@ class Reads:
         ]
         conversions = [(index, p) for index, p in enumerate(processors) if p is not None]
         row = namedtuple("Row", [column.key for column in columns])  # type: ignore[misc]
-        if self._prepare:
+        if dialect.name == "postgresql":
             compiled = self._compile_prepared(statement, conversions, row)
         else:
             plain = statement.compile(dialect=dialect)
