@@ -27,7 +27,6 @@ from passes import (
 from passes.building import TemplateStore
 from passes.credentials import CredentialsError, load_credentials
 from passes.errors import register_error_handlers
-from passes.reads import Reads
 
 log = logging.getLogger("passes")
 migrate = Migrate()
@@ -69,6 +68,14 @@ def config_from_environment(instance_path: str) -> dict[str, Any]:
     return {
         "DEVELOPMENT": development,
         "SQLALCHEMY_DATABASE_URI": database_url(env.get("DATABASE_URL"), instance_path),
+        "SQLALCHEMY_ENGINE_OPTIONS": {
+            # A connection that died with a database or pooler restart is replaced at
+            # checkout instead of failing the request that drew it.
+            "pool_pre_ping": True,
+            # Bound parameters are push tokens, device ids and personal data: keep them out
+            # of error messages and therefore out of logs.
+            "hide_parameters": True,
+        },
         "SECRET_KEY": env.get("SECRET_KEY")
         or (_development_secret_key(instance_path) if development else None),
         "ADMIN_TOKEN": env.get("ADMIN_TOKEN") or None,
@@ -167,12 +174,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(HERE / "migrations"))
-    with app.app_context():
-        reads = Reads(db.engine)
     runtime = context.Runtime(
         credentials=credentials,
         templates=TemplateStore(Path(app.config["PASS_TEMPLATES_DIR"])),
-        reads=reads,
     )
     app.extensions["pass_server"] = runtime
     if push_mode == "inline":

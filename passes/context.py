@@ -10,7 +10,6 @@ from flask import current_app
 from passes.building import TemplateStore
 from passes.credentials import PassCredentials
 from passes.errors import ServiceUnavailable
-from passes.reads import Reads
 
 
 @dataclass
@@ -19,7 +18,6 @@ class Runtime:
 
     credentials: PassCredentials | None
     templates: TemplateStore
-    reads: Reads  # for the device paths' single-statement reads
     # Called after a change that queued pushes has been committed (see passes/pushing.py).
     after_change: Callable[[], None] = field(default=lambda: None)
 

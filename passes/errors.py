@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -114,7 +116,34 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception) -> Response:
-        log.exception("unhandled error")
+        if isinstance(error, sa.exc.DBAPIError):
+            log_database_error(error)
+        else:
+            log.exception("unhandled error")
         return _json(
             {"error": "internal_error", "message": "Something went wrong on our side."}, 500
         )
+
+
+def log_database_error(error: sa.exc.DBAPIError) -> None:
+    """Log a database error without the values it was about.
+
+    The engine hides bound parameters (hide_parameters), but PostgreSQL's own message
+    quotes values too ("Failing row contains (...)", "invalid input syntax ...: \"...\""),
+    and those are push tokens and personal data. Log what locates the fault instead: the
+    error class and code, the table, column and constraint, the SQL and where it ran.
+    """
+    diag = getattr(error.orig, "diag", None)
+    where = {
+        "table": getattr(diag, "table_name", None),
+        "column": getattr(diag, "column_name", None),
+        "constraint": getattr(diag, "constraint_name", None),
+    }
+    log.error(
+        "database error %s (code %s, %s)\nSQL: %s\n%s",
+        type(error.orig).__name__,
+        getattr(error.orig, "pgcode", None) or "-",
+        ", ".join(f"{k} {v}" for k, v in where.items() if v) or "no detail",
+        error.statement,
+        "".join(traceback.format_tb(error.__traceback__)).rstrip(),
+    )

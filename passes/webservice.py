@@ -135,13 +135,9 @@ def updated_serials(device_id: str, pass_type_id: str) -> Response:
 
 
 def _read(statement: sa.Select[Any], params: dict[str, str]) -> list[Any]:
-    """One read-only statement on a connection kept open between requests, straight
-    through the driver (passes/reads.py): no ORM session, and on PostgreSQL one round trip
-    to a statement planned once."""
-    return context.runtime().reads.rows(statement, params)
+    return list(db.session.execute(statement, params).all())
 
 
-# Built once: this is the endpoint every device calls after every push.
 _DEVICE_PASSES = (
     sa.select(
         sa.select(UpdateCounter.value)
