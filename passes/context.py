@@ -10,6 +10,7 @@ from flask import current_app
 from passes.building import TemplateStore
 from passes.credentials import PassCredentials
 from passes.errors import ServiceUnavailable
+from passes.signed_cache import SignedCache
 
 
 @dataclass
@@ -18,6 +19,8 @@ class Runtime:
 
     credentials: PassCredentials | None
     templates: TemplateStore
+    # Signed packages of committed pass versions (passes/signed_cache.py).
+    signed: SignedCache = field(default_factory=SignedCache)
     # Called after a change that queued pushes has been committed (see passes/pushing.py).
     after_change: Callable[[], None] = field(default=lambda: None)
 

@@ -374,7 +374,7 @@ def page(token: str) -> Response:
 @bp.get("/p/<token>/pass.pkpass")
 def download(token: str) -> Response:
     pass_ = _pass_for(token)
-    response = Response(store.build_pkpass(pass_), mimetype=PKPASS_MIMETYPE)
+    response = Response(store.committed_pkpass(pass_), mimetype=PKPASS_MIMETYPE)
     response.headers["Content-Disposition"] = f'attachment; filename="{pass_.serial_number}.pkpass"'
     response.headers["Cache-Control"] = "private, no-cache"
     response.headers["Referrer-Policy"] = "no-referrer"

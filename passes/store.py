@@ -297,6 +297,24 @@ def build_pkpass(pass_: Pass) -> bytes:
     return sign_package(files, context.credentials(), digests)
 
 
+def committed_pkpass(pass_: Pass) -> bytes:
+    """The signed .pkpass of a pass read as committed, signed once per version and process.
+
+    Only for requests that change nothing: a version built inside a transaction that later
+    rolls back would leave bytes under an update tag that the next change reuses.
+    """
+    # Every change to a pass gives it a new update tag; a template edited on disk gives the
+    # store a new Template. Both are part of the version the bytes were made from (the
+    # entry holds the Template itself, compared by identity first, so it stays unambiguous).
+    version = (pass_.update_tag, pass_.updated_at, _template_of(pass_))
+    cache = context.runtime().signed
+    pkpass = cache.get(pass_.id, version)
+    if pkpass is None:
+        pkpass = build_pkpass(pass_)
+        cache.put(pass_.id, version, pkpass)
+    return pkpass
+
+
 def last_modified(updated_at: datetime) -> datetime:
     """Last-Modified for HTTP (whole seconds) of a pass last updated at `updated_at`."""
     return updated_at.replace(microsecond=0)

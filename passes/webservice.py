@@ -120,7 +120,9 @@ def register(device_id: str, pass_type_id: str, serial_number: str) -> tuple[Res
 def updated_serials(device_id: str, pass_type_id: str) -> Response:
     """The serial numbers of this device's passes changed since the tag it holds."""
     _check_lengths(deviceLibraryIdentifier=device_id, passTypeIdentifier=pass_type_id)
-    rows = _read(_DEVICE_PASSES, {"device": device_id, "pass_type": pass_type_id})
+    rows = db.session.execute(
+        _DEVICE_PASSES, {"device": device_id, "pass_type": pass_type_id}
+    ).all()
     if not rows:
         return Response(status=204)
     # One statement reads one snapshot: every pass it shows has a tag <= the counter it
@@ -132,10 +134,6 @@ def updated_serials(device_id: str, pass_type_id: str) -> Response:
     if not serials:
         return Response(status=204)
     return jsonify({"serialNumbers": serials, "lastUpdated": str(last_updated)})
-
-
-def _read(statement: sa.Select[Any], params: dict[str, str]) -> list[Any]:
-    return list(db.session.execute(statement, params).all())
 
 
 _DEVICE_PASSES = (
@@ -169,28 +167,19 @@ def _parse_tag(value: str | None, last_updated: int) -> int | None:
 def latest_pass(pass_type_id: str, serial_number: str) -> Response:
     _check_lengths(passTypeIdentifier=pass_type_id, serialNumber=serial_number)
     _check_token(pass_type_id, serial_number)
-    # Most requests end in a 304: read the three columns that decide it, not the pass.
-    found = _read(_PASS_VERSION, {"pass_type": pass_type_id, "serial": serial_number})
-    version = found[0] if found else None
-    if version is None:
+    pass_ = store.find_pass(pass_type_id, serial_number)
+    if pass_ is None:
         raise Unauthorized("the authentication token does not match this pass")
-    last_modified = store.last_modified(version.updated_at)
+    last_modified = store.last_modified(pass_.updated_at)
     header = http_date(last_modified)
-    if _device_has_current(version.shares_second_with_previous, last_modified, header):
+    if _device_has_current(pass_.shares_second_with_previous, last_modified, header):
         response = Response(status=304)
     else:
-        pass_ = db.session.get_one(Pass, version.id)
-        response = Response(store.build_pkpass(pass_), mimetype=PKPASS_MIMETYPE)
+        response = Response(store.committed_pkpass(pass_), mimetype=PKPASS_MIMETYPE)
     response.headers["Last-Modified"] = header
     # Wallet asks again after every push; nothing in between may serve an old copy.
     response.headers["Cache-Control"] = "no-cache"
     return response
-
-
-_PASS_VERSION = sa.select(Pass.id, Pass.updated_at, Pass.shares_second_with_previous).where(
-    Pass.pass_type_identifier == sa.bindparam("pass_type"),
-    Pass.serial_number == sa.bindparam("serial"),
-)
 
 
 def _device_has_current(
