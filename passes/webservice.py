@@ -281,21 +281,30 @@ def unregister(device_id: str, pass_type_id: str, serial_number: str) -> Respons
         serialNumber=serial_number,
     )
     pass_ = _authorized_pass(pass_type_id, serial_number)
-    device = db.session.scalar(
-        sa.select(Device).where(Device.device_library_identifier == device_id)
+    # A device with no registration left is forgotten, but a registration for another pass
+    # may be committing at this moment. The device row's lock orders the two: register's
+    # upsert holds it until commit, and so does FOR UPDATE here (PostgreSQL). If register
+    # went first, we wait and the NOT EXISTS below, run after the wait, sees its
+    # registration. If we went first, register's upsert waits; once we have deleted the
+    # device it finds no row to update and inserts a new one. SQLite runs one writing
+    # transaction at a time, so the delete and its NOT EXISTS see one state there too.
+    device_pk = db.session.scalar(
+        sa.select(Device.id).where(Device.device_library_identifier == device_id).with_for_update()
     )
-    if device is not None:
+    if device_pk is not None:
         db.session.execute(
             sa.delete(Registration).where(
-                Registration.device_id == device.id, Registration.pass_id == pass_.id
+                Registration.device_id == device_pk, Registration.pass_id == pass_.id
             )
         )
-        remaining = db.session.scalar(
-            sa.select(sa.func.count()).where(Registration.device_id == device.id)
+        # Its pending push goes with it (ON DELETE CASCADE).
+        db.session.execute(
+            sa.delete(Device).where(
+                Device.id == device_pk,
+                ~sa.exists().where(Registration.device_id == device_pk),
+            )
         )
-        if not remaining:
-            db.session.delete(device)  # its pending pushes go with it
-        db.session.commit()
+    db.session.commit()
     return jsonify({})
 
 
