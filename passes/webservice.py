@@ -27,6 +27,7 @@ from models import (
 from passes import context, store
 from passes.apns import is_valid_token
 from passes.errors import NotFound, Unauthorized, ValidationError
+from passes.logtext import escaped
 from passes.requests import json_body, whole_number
 from passes.signing import PKPASS_MIMETYPE, sign_detached
 from passes.tokens import token_matches
@@ -345,8 +346,9 @@ def device_log() -> Response:
         _prune_log()
         db.session.commit()
         for entry in entries:
-            # Wallet's messages can quote URLs but never carry our secrets; keep them short.
-            log.info("wallet log: %s", entry["message"][:300])
+            # Wallet's messages can quote URLs but never carry our secrets; keep them short,
+            # and on one line: anyone can post here, and must not write lines of their own.
+            log.info("wallet log: %s", escaped(entry["message"][:300]))
     return jsonify({})
 
 
