@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from models import db
 from passes import context, pushing
+from passes.logtext import escaped
 
 log = logging.getLogger("passes.requests")
 
@@ -102,7 +103,7 @@ class RequestLog:
         log.info(
             "request id=%s method=%s endpoint=%s status=%s duration_ms=%.1f",
             request_id,
-            environ.get("REQUEST_METHOD", "-"),
+            escaped(environ.get("REQUEST_METHOD", "-")),  # the client's, whatever it sent
             endpoint,
             status,
             (time.perf_counter() - started) * 1000,

@@ -519,15 +519,18 @@ def _device_paths() -> Schema:
                 ),
                 "400": _error("A path part is too long, or the body is malformed."),
                 "401": _device_unauthorized(),
-                "404": _error("No such pass, or it does not offer rewards enrollment."),
-                "409": _error("The pass is already personalized."),
+                "404": _error(
+                    "No such pass, it does not offer rewards enrollment, or it is already "
+                    "personalized: one answer for all three."
+                ),
                 "413": _too_large(DEVICE_BODY_LIMIT),
                 "503": _no_certificate(),
             },
             description=(
                 "Apple lists no Authorization header for this request. When one is sent it "
                 "must match; without one, only a pass that offers enrollment and is not yet "
-                "personalized can be personalized."
+                "personalized can be personalized, once. Only tokens that cannot be read as "
+                "a JSON object or array are signed."
             ),
             body=_json_body(
                 {
@@ -535,8 +538,7 @@ def _device_paths() -> Schema:
                     "properties": {
                         "personalizationToken": {
                             "type": "string",
-                            "minLength": 1,
-                            "maxLength": webservice.MAX_PERSONALIZATION_TOKEN,
+                            "pattern": webservice.PERSONALIZATION_TOKEN.pattern,
                         },
                         "requiredPersonalizationInfo": PERSONALIZATION_INFO,
                     },

@@ -273,16 +273,28 @@ def is_personalizable(pass_: Pass) -> bool:
     return "personalization.json" in names
 
 
-def personalize(pass_: Pass, info: dict[str, str]) -> None:
-    """Store what the user entered; a new version, so Wallet fetches the personalized pass."""
-    tag = _next_update_tag()
+def personalize(pass_: Pass, info: dict[str, str]) -> bool:
+    """Store what the user entered and make a new version, so Wallet fetches the
+    personalized pass; the caller commits. False if the pass is already personalized."""
+    if pass_.personalized_at is not None:
+        return False
+    tag = _next_update_tag()  # first, as in every change: the same lock order everywhere
+    # Once only: of requests racing here, the first to commit sets personalized_at and the
+    # others' UPDATE, run after it, matches no row.
+    claimed = db.session.execute(
+        sa.update(Pass)
+        .where(Pass.id == pass_.id, Pass.personalized_at.is_(None))
+        .values(personalization_info=info, personalized_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not claimed:
+        return False
     pass_ = db.session.scalars(
         sa.select(Pass).where(Pass.id == pass_.id).execution_options(populate_existing=True)
     ).one()
-    pass_.personalization_info = info
-    pass_.personalized_at = utcnow()
     _new_version(pass_, tag)
     _enqueue_pushes(pass_.id)
+    return True
 
 
 def check_pass(pass_: Pass) -> Report:

@@ -26,7 +26,8 @@ from models import (
 )
 from passes import context, store
 from passes.apns import is_valid_token
-from passes.errors import Conflict, NotFound, Unauthorized, ValidationError
+from passes.errors import NotFound, Unauthorized, ValidationError
+from passes.logtext import escaped
 from passes.requests import json_body, whole_number
 from passes.signing import PKPASS_MIMETYPE, sign_detached
 from passes.tokens import token_matches
@@ -207,7 +208,21 @@ PERSONALIZATION_KEYS = {
     "postalCode",
 }
 MAX_PERSONALIZATION_VALUE = 256
-MAX_PERSONALIZATION_TOKEN = 1024
+MAX_PERSONALIZATION_TOKEN = 512
+# What we sign with the pass certificate. Apple documents the token only as "The
+# personalization token for this request. The server must sign and return the token."
+# (PersonalizationDictionary), to be signed with the pass certificate and checked by Wallet
+# (Wallet Developer Guide, "Rewards Enrollment"): no alphabet, no length. The danger is the
+# signature itself: Wallet trusts a detached signature made with this certificate over a
+# manifest.json, which is a JSON object, so anything that could be read as JSON text that
+# is an object or array must never be signed. Hence printable ASCII without spaces, not
+# starting with "{" or "[": every JSON object or array starts with one of them, after
+# optional whitespace or a byte order mark, neither of which is allowed here; there is no
+# NUL, so the bytes cannot be JSON in UTF-16 or UTF-32 either; and ASCII is its own UTF-8,
+# so the bytes signed are exactly the characters checked. An opaque token (hex, base64, a
+# UUID) fits in this with room to spare; should Wallet ever send something else, the 400s
+# show in the request log (endpoint=webservice.personalize status=400).
+PERSONALIZATION_TOKEN = re.compile(rf"^(?![{{\[])[!-~]{{1,{MAX_PERSONALIZATION_TOKEN}}}$")
 
 
 @bp.post("/v1/passes/<pass_type_id>/<serial_number>/personalize")
@@ -216,21 +231,34 @@ def personalize(pass_type_id: str, serial_number: str) -> Response:
 
     Apple's documentation lists no Authorization header for this request. When Wallet
     sends one, it must match; without it, only a pass that offers enrollment and is not
-    yet personalized can be personalized, so nothing else can be changed through here.
+    yet personalized can be personalized, once, so nothing else can be changed through here.
     """
     _check_lengths(passTypeIdentifier=pass_type_id, serialNumber=serial_number)
     if request.headers.get("Authorization"):
-        pass_ = _authorized_pass(pass_type_id, serial_number)
-    else:
-        found = store.find_pass(pass_type_id, serial_number)
-        if found is None:
-            raise NotFound("no such pass")
-        pass_ = found
+        _check_token(pass_type_id, serial_number)
+    token, info = _personalization_body()  # before the pass is looked up: 400 for any pass
+    pass_ = store.find_pass(pass_type_id, serial_number)
+    # Unknown, without enrollment, or already personalized (a moment ago, perhaps, by a
+    # request racing this one): one answer for all, so serial numbers cannot be probed.
+    if pass_ is None or not store.is_personalizable(pass_) or not store.personalize(pass_, info):
+        raise NotFound("no pass here can be personalized")
+    # Signed before the commit: if signing fails, nothing is kept and Wallet can try again.
+    signature = sign_detached(token.encode(), context.credentials())
+    db.session.commit()
+    current_app.extensions["pass_server"].after_change()
+    log.info("pass personalized (rewards enrollment)")  # the info itself is personal data
+    return Response(signature, mimetype="application/octet-stream")
+
+
+def _personalization_body() -> tuple[str, dict[str, str]]:
+    """The token to sign and the user's info, from Apple's PersonalizationDictionary."""
     body = json_body(MAX_BODY)
     token = body.get("personalizationToken")
-    if not isinstance(token, str) or not 0 < len(token) <= MAX_PERSONALIZATION_TOKEN:
+    if not isinstance(token, str) or not PERSONALIZATION_TOKEN.fullmatch(token):
         raise ValidationError(
-            "personalizationToken must be a string", path="$.personalizationToken"
+            f"personalizationToken must be 1 to {MAX_PERSONALIZATION_TOKEN} printable ASCII "
+            "characters without spaces, not starting with { or [",
+            path="$.personalizationToken",
         )
     info = body.get("requiredPersonalizationInfo")
     if (
@@ -246,16 +274,7 @@ def personalize(pass_type_id: str, serial_number: str) -> Response:
             + f" to strings of at most {MAX_PERSONALIZATION_VALUE} characters",
             path="$.requiredPersonalizationInfo",
         )
-    if not store.is_personalizable(pass_):
-        raise NotFound("this pass does not offer rewards enrollment")
-    if pass_.personalized_at is not None:
-        raise Conflict("this pass is already personalized")
-    signature = sign_detached(token.encode(), context.credentials())
-    store.personalize(pass_, info)
-    db.session.commit()
-    current_app.extensions["pass_server"].after_change()
-    log.info("pass personalized (rewards enrollment)")  # the info itself is personal data
-    return Response(signature, mimetype="application/octet-stream")
+    return token, info
 
 
 @bp.delete(REGISTRATION)
@@ -266,21 +285,30 @@ def unregister(device_id: str, pass_type_id: str, serial_number: str) -> Respons
         serialNumber=serial_number,
     )
     pass_ = _authorized_pass(pass_type_id, serial_number)
-    device = db.session.scalar(
-        sa.select(Device).where(Device.device_library_identifier == device_id)
+    # A device with no registration left is forgotten, but a registration for another pass
+    # may be committing at this moment. The device row's lock orders the two: register's
+    # upsert holds it until commit, and so does FOR UPDATE here (PostgreSQL). If register
+    # went first, we wait and the NOT EXISTS below, run after the wait, sees its
+    # registration. If we went first, register's upsert waits; once we have deleted the
+    # device it finds no row to update and inserts a new one. SQLite runs one writing
+    # transaction at a time, so the delete and its NOT EXISTS see one state there too.
+    device_pk = db.session.scalar(
+        sa.select(Device.id).where(Device.device_library_identifier == device_id).with_for_update()
     )
-    if device is not None:
+    if device_pk is not None:
         db.session.execute(
             sa.delete(Registration).where(
-                Registration.device_id == device.id, Registration.pass_id == pass_.id
+                Registration.device_id == device_pk, Registration.pass_id == pass_.id
             )
         )
-        remaining = db.session.scalar(
-            sa.select(sa.func.count()).where(Registration.device_id == device.id)
+        # Its pending push goes with it (ON DELETE CASCADE).
+        db.session.execute(
+            sa.delete(Device).where(
+                Device.id == device_pk,
+                ~sa.exists().where(Registration.device_id == device_pk),
+            )
         )
-        if not remaining:
-            db.session.delete(device)  # its pending pushes go with it
-        db.session.commit()
+    db.session.commit()
     return jsonify({})
 
 
@@ -303,8 +331,9 @@ def device_log() -> Response:
         _prune_log()
         db.session.commit()
         for entry in entries:
-            # Wallet's messages can quote URLs but never carry our secrets; keep them short.
-            log.info("wallet log: %s", entry["message"][:300])
+            # Wallet's messages can quote URLs but never carry our secrets; keep them short,
+            # and on one line: anyone can post here, and must not write lines of their own.
+            log.info("wallet log: %s", escaped(entry["message"][:300]))
     return jsonify({})
 
 

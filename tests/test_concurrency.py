@@ -8,13 +8,18 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask
 
-from models import Device, Registration, db
+from models import Device, Pass, Registration, db
 from tests.conftest import Admin
-from tests.test_webservice import PUSH_TOKEN, auth, registration_url, serials_url
+from tests.test_webservice import PUSH_TOKEN, auth, register, registration_url, serials_url
 
 THREADS = 20
+# Rounds of the register/unregister race: enough on PostgreSQL to catch an interleaving that
+# hit 82 times in 200; SQLite runs one writer at a time, so a few rounds check the paths.
+RACE_ROUNDS = 200
+RACE_ROUNDS_SQLITE = 20
 
 
 def run_together(count: int, action: Callable[[int], Any]) -> list[Any]:
@@ -114,3 +119,48 @@ def test_concurrent_patches_to_one_pass_keep_every_change(app: Flask, admin: Adm
     assert run_together(10, patch) == [200] * 10
     user_info = admin.get(url).get_json()["pass"]["userInfo"]
     assert user_info == {f"k{i}": i for i in range(10)}
+
+
+def test_unregistering_one_pass_while_registering_another_keeps_the_new_registration(
+    app: Flask, admin: Admin
+) -> None:
+    """Device D holds pass A. At the same moment Wallet unregisters D from A and registers D
+    for B, and both are acknowledged: D must end up registered for B, whichever ran first."""
+    a, b = admin.create_pass(serialNumber="race-a"), admin.create_pass(serialNumber="race-b")
+    with app.app_context():
+        postgresql = db.engine.dialect.name == "postgresql"
+    rounds = RACE_ROUNDS if postgresql else RACE_ROUNDS_SQLITE
+    devices = [f"race{i:04d}".ljust(32, "0") for i in range(rounds)]
+
+    def unregister_a(device: str) -> int:
+        return app.test_client().delete(registration_url(a, device), headers=auth(a)).status_code
+
+    def register_b(device: str) -> int:
+        return register(app.test_client(), b, device).status_code
+
+    statuses = []
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for index, device in enumerate(devices):
+            assert register(app.test_client(), a, device).status_code == 201
+            start = threading.Barrier(2)
+
+            def at_start(
+                action: Callable[[str], int], device: str = device, start: Any = start
+            ) -> int:
+                start.wait(timeout=30)
+                return action(device)
+
+            # Both orders: every other round hands the unregister to the pool first.
+            order = (unregister_a, register_b) if index % 2 else (register_b, unregister_a)
+            futures = {action: pool.submit(at_start, action) for action in order}
+            statuses.append((futures[unregister_a].result(), futures[register_b].result()))
+    assert set(statuses) == {(200, 201)}
+    with app.app_context():
+        held = db.session.execute(
+            sa.select(Device.device_library_identifier, Pass.serial_number)
+            .join(Registration, Registration.device_id == Device.id)
+            .join(Pass, Pass.id == Registration.pass_id)
+        ).all()
+        lost = set(devices) - {device for device, _ in held}
+        assert not lost, f"{len(lost)} of {rounds} acknowledged registrations lost"
+        assert sorted(held) == [(device, "race-b") for device in devices]

@@ -64,3 +64,13 @@ def test_request_log_has_one_line_per_request_and_no_secrets(
     assert token not in caplog.text
     assert PUSH_TOKEN not in caplog.text
     assert "test-admin-token" not in caplog.text
+
+
+def test_request_log_line_escapes_what_the_client_sent(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = client.open("/healthz", method="GET\r\nforged line\x1b[31m")
+    assert response.status_code == 405
+    lines = [r.getMessage() for r in caplog.records if r.name == "passes.requests"]
+    assert len(lines) == 1
+    assert "method=GET\\r\\nforged line\\x1b[31m endpoint=" in lines[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -368,6 +369,24 @@ def test_log_keeps_messages_bounded(client: FlaskClient, admin: Admin) -> None:
     long_one = client.post(f"{BASE}/log", json={"logs": ["y" * 10_000]})
     assert long_one.status_code == 200
     assert len(admin.get("/api/logs").get_json()["logs"][0]["message"]) == 2000
+
+
+def test_wallet_log_messages_are_logged_on_one_line_with_controls_escaped(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anyone can post to /v1/log: a message must not write a line of its own into our log,
+    nor send escape codes to the terminal of whoever reads it."""
+    forged = "ok\n2030-01-01 00:00:00,000 INFO passes.admin admin login\r\x1b[2K\x1b[31mred"
+    caplog.set_level(logging.INFO)
+    assert client.post(f"{BASE}/log", json={"logs": [forged]}).status_code == 200
+    lines = [line for line in caplog.text.splitlines() if "passes" in line]
+    written = [line for line in lines if "wallet log" in line or "admin login" in line]
+    assert written == [
+        written[0].partition("wallet log: ")[0]
+        + "wallet log: ok\\n2030-01-01 00:00:00,000 INFO passes.admin admin login"
+        + "\\r\\x1b[2K\\x1b[31mred"
+    ]
+    assert "\x1b" not in caplog.text
 
 
 def test_unknown_route_and_wrong_method_answer_json(client: FlaskClient) -> None:
