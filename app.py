@@ -118,8 +118,14 @@ def config_from_environment(instance_path: str) -> dict[str, Any]:
         # inline: push from the web process right after a change (no worker needed);
         # worker: leave it to `flask passes worker`; off: only record pending pushes.
         "PUSH_MODE": env.get("PUSH_MODE") or None,
-        # Bigger batches spread the per-batch SQL over more pushes (bench/push_worker.py).
-        "PUSH_BATCH_SIZE": number_setting(env, "PUSH_BATCH_SIZE", 20000, minimum=1),
+        # What a worker holds at a time: a batch this size, for a lease this long, renewed
+        # while it is sent. Small, so that a killed worker keeps few devices waiting.
+        "PUSH_BATCH_SIZE": number_setting(env, "PUSH_BATCH_SIZE", 1000, minimum=1),
+        "PUSH_LEASE_SECONDS": number_setting(env, "PUSH_LEASE_SECONDS", 30.0, minimum=1),
+        # Pushes per second per process (0: unpaced). Each woken phone calls the web service
+        # back, so this is what the web tier can serve. Placeholder until bench/fanout.py
+        # measures it.
+        "PUSH_RATE": number_setting(env, "PUSH_RATE", 0.0),
         "PUSH_POLL_SECONDS": number_setting(env, "PUSH_POLL_SECONDS", 0.5, minimum=0.1),
         # Pooled connections that died (database or pooler restarted) are replaced before
         # use, and SQL errors never carry bound values (push tokens) into the logs.

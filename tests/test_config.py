@@ -82,9 +82,11 @@ def test_broken_credentials_stop_start_up_naming_the_variable(
     ("name", "value"),
     [
         ("APNS_MAX_STREAMS", "lots"),
+        ("PUSH_RATE", "fast"),
         ("PUSH_BATCH_SIZE", "0"),
         ("PUSH_BATCH_SIZE", "1.5"),
-        ("PUSH_POLL_SECONDS", "nan"),
+        ("PUSH_RATE", "-10"),
+        ("PUSH_LEASE_SECONDS", "nan"),
         ("MAX_CONTENT_LENGTH", "5MB"),
     ],
 )
@@ -107,11 +109,11 @@ def test_a_bad_numeric_setting_stops_start_up_naming_it(
 def test_numeric_settings_are_read_from_the_environment(
     make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PUSH_POLL_SECONDS", " 2.5 ")
+    monkeypatch.setenv("PUSH_RATE", " 250 ")
     monkeypatch.setenv("PUSH_BATCH_SIZE", "500")
     monkeypatch.setenv("APNS_MAX_STREAMS", "")  # empty: the default
     config = make_app().config
-    assert (config["PUSH_POLL_SECONDS"], config["PUSH_BATCH_SIZE"]) == (2.5, 500)
+    assert (config["PUSH_RATE"], config["PUSH_BATCH_SIZE"]) == (250.0, 500)
     assert config["APNS_MAX_STREAMS"] == 1000
 
 
@@ -121,7 +123,7 @@ def test_the_worker_command_refuses_a_bad_setting_in_one_paragraph() -> None:
         "SECRET_KEY": SECRET_KEY,
         "PUBLIC_URL": PUBLIC_URL,
         "DATABASE_URL": "sqlite://",
-        "APNS_MAX_STREAMS": "lots",
+        "PUSH_RATE": "fast",
     }
     result = subprocess.run(
         [sys.executable, "-m", "flask", "--app", "app:create_app", "passes", "worker", "--once"],
@@ -132,7 +134,7 @@ def test_the_worker_command_refuses_a_bad_setting_in_one_paragraph() -> None:
         timeout=60,
     )
     assert result.returncode == 3
-    assert "Cannot start: APNS_MAX_STREAMS is 'lots', which is not a whole number" in result.stderr
+    assert "Cannot start: PUSH_RATE is 'fast', which is not a number" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
 
 
