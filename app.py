@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,26 @@ def database_url(value: str | None, instance_path: str) -> str:
     return value
 
 
+def number_setting(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0) -> Any:
+    """A numeric variable (a whole number when `default` is an int); a bad value stops
+    start-up with a message naming it."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    kind = int if isinstance(default, int) else float
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value < minimum:
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigError(
+            f"{name} is {text!r}, which is not {what} of at least {minimum}. Set it to "
+            f"one, or unset it for the default ({default})."
+        )
+    return value
+
+
 def _development_secret_key(instance_path: str) -> str:
     # Tokens derive from SECRET_KEY: a key that changed at every restart would lock out
     # the devices that registered before it, so development keeps one in the instance folder.
@@ -88,7 +110,7 @@ def config_from_environment(instance_path: str) -> dict[str, Any]:
         "WWDR_CERTIFICATE_BASE64": env.get("WWDR_CERTIFICATE_BASE64"),
         "PASS_TEMPLATES_DIR": env.get("PASS_TEMPLATES_DIR", str(HERE / "pass_templates")),
         # Admin uploads carry base64 images; device bodies have their own, smaller limit.
-        "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 5 * 1024 * 1024)),
+        "MAX_CONTENT_LENGTH": number_setting(env, "MAX_CONTENT_LENGTH", 5 * 1024 * 1024, minimum=1),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
         # The dashboard's session cookie: never sent on cross-site POSTs, HTTPS-only
         # behind HTTPS.
@@ -96,16 +118,22 @@ def config_from_environment(instance_path: str) -> dict[str, Any]:
         "SESSION_COOKIE_SECURE": bool(public_url and public_url.startswith("https://")),
         "APNS_URL": env.get("APNS_URL", "https://api.push.apple.com"),
         "APNS_CA_FILE": env.get("APNS_CA_FILE"),
-        "APNS_MAX_STREAMS": int(env.get("APNS_MAX_STREAMS", 1000)),
-        "APNS_MAX_CONNECTIONS": int(env.get("APNS_MAX_CONNECTIONS", 4)),
+        "APNS_MAX_STREAMS": number_setting(env, "APNS_MAX_STREAMS", 1000, minimum=1),
+        "APNS_MAX_CONNECTIONS": number_setting(env, "APNS_MAX_CONNECTIONS", 4, minimum=1),
         # First retry of a 429/5xx within about this many seconds, doubling each time.
-        "APNS_BACKOFF_SECONDS": float(env.get("APNS_BACKOFF_SECONDS", 0.5)),
+        "APNS_BACKOFF_SECONDS": number_setting(env, "APNS_BACKOFF_SECONDS", 0.5),
         # inline: push from the web process right after a change (no worker needed);
         # worker: leave it to `flask passes worker`; off: only record pending pushes.
         "PUSH_MODE": env.get("PUSH_MODE") or None,
-        # Bigger batches spread the per-batch SQL over more pushes (bench/push_worker.py).
-        "PUSH_BATCH_SIZE": int(env.get("PUSH_BATCH_SIZE", 20000)),
-        "PUSH_POLL_SECONDS": float(env.get("PUSH_POLL_SECONDS", 0.5)),
+        # What a worker holds at a time: a batch this size, for a lease this long, renewed
+        # while it is sent. Small, so that a killed worker keeps few devices waiting.
+        "PUSH_BATCH_SIZE": number_setting(env, "PUSH_BATCH_SIZE", 1000, minimum=1),
+        "PUSH_LEASE_SECONDS": number_setting(env, "PUSH_LEASE_SECONDS", 30.0, minimum=1),
+        # Pushes per second per process (0: unpaced). Each woken phone calls the web service
+        # back, so this is what the web tier can serve. Placeholder until bench/fanout.py
+        # measures it.
+        "PUSH_RATE": number_setting(env, "PUSH_RATE", 0.0),
+        "PUSH_POLL_SECONDS": number_setting(env, "PUSH_POLL_SECONDS", 0.5, minimum=0.1),
     }
 
 
@@ -146,11 +174,11 @@ def _configure_logging(level: str) -> None:
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-    app.config.from_mapping(config_from_environment(app.instance_path))
-    if test_config:
-        app.config.update(test_config)
-    _configure_logging(app.config["LOG_LEVEL"])
     try:
+        app.config.from_mapping(config_from_environment(app.instance_path))
+        if test_config:
+            app.config.update(test_config)
+        _configure_logging(app.config["LOG_LEVEL"])
         _check(app.config)
         push_mode = _push_mode(app.config)
         credentials = load_credentials(app.config)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 import sqlalchemy as sa
-from flask import Blueprint, current_app
+from flask import Blueprint, Flask, current_app
 
 from models import Pass, db
 from passes import bundles, context, links, packages, pushing, store
@@ -177,7 +178,6 @@ def push_command(pass_type_id: str | None, serial: str | None, everything: bool)
             store.touch_pass(store.get_pass(_pass_type(pass_type_id), serial or ""))
             touched = 1
         db.session.commit()
-        pushing.tune_gc_for_sending()
         pending = pushing.pending_count()
         click.echo(f"{touched} passes marked changed; {pending} devices to push")
         with click.progressbar(length=pending, label="pushing") as bar:
@@ -194,22 +194,23 @@ def push_command(pass_type_id: str | None, serial: str | None, everything: bool)
 def worker_command(once: bool) -> None:
     """Send pending pushes as they appear (run one or more, on any machines)."""
     context.credentials()  # fail now, readably, when nothing could be pushed
-    pushing.tune_gc_for_sending()
     if once:
         click.echo(pushing.drain_now().line())
         return
-    click.echo("worker started; Ctrl-C to stop")
-    try:
-        summary = asyncio.run(
-            pushing.work_forever(
-                current_app._get_current_object(),  # type: ignore[attr-defined]
-                poll_seconds=current_app.config["PUSH_POLL_SECONDS"],
-            )
-        )
-    except KeyboardInterrupt:
-        click.echo("worker stopped")
-        return
-    click.echo(summary.line())
+    click.echo("worker started; SIGTERM or Ctrl-C to stop")
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    summary = asyncio.run(_work_until_signalled(app))
+    click.echo(f"worker stopped: {summary.line()}")
+
+
+async def _work_until_signalled(app: Flask) -> pushing.PushSummary:
+    # Heroku sends SIGTERM on every restart and deploy, and SIGKILL 30 s later: the worker
+    # stops taking work, finishes or hands back its batch, and exits with status 0.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return await pushing.work_forever(app, stop)
 
 
 @bp.cli.command("bundle")

@@ -1,25 +1,34 @@
 """Draining the push queue: claim pending devices, push them over APNs, record outcomes.
 
 Pass changes write `pending_pushes` rows in their own transaction (passes/store.py), so a
-crash after commit loses nothing. Draining happens in three short transactions per batch:
-claim (a lease, taken with SKIP LOCKED on PostgreSQL so workers on several machines never
-take the same rows), send (no transaction open), finish (delete what was sent, drop dead
-tokens, reschedule the rest). The finish of one batch and the claim of the next run in a
-thread while the event loop sends. A worker that dies mid-batch leaves leases that expire, and
-the next worker sends those devices again: at least once, never silently dropped.
+crash after commit loses nothing. A drain repeats three steps, one after the other:
+
+1. claim a batch: a short lease on up to PUSH_BATCH_SIZE due devices, taken with SKIP LOCKED
+   on PostgreSQL so that workers on several machines never take the same rows;
+2. send it, with no transaction open, renewing the lease while APNs answers;
+3. finish it: delete what was sent, drop dead tokens, reschedule the rest.
+
+A worker holds one batch at a time, for one short lease. Killed, its devices go to another
+worker when the lease runs out, and at most that batch is pushed twice: at least once, never
+dropped. Stopped (SIGTERM), it hands back what it could not finish. A database outage pauses
+it until the database returns. PUSH_RATE spreads the pushes out, since every phone woken
+calls the web service back.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
+import contextlib
 import logging
+import math
 import random
 import threading
+import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, current_app
@@ -31,11 +40,22 @@ from passes.store import dialect_insert
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=5)
 # Pushes that could not be delivered now (429/5xx after the sender's own retries) wait
 # longer each time, up to an hour, and are never dropped.
 RETRY_BASE = timedelta(seconds=30)
 RETRY_CAP = timedelta(hours=1)
+# On SIGTERM a batch in flight gets this long to be answered before it is handed back:
+# enough for APNs to answer a batch, well within the 30 s Heroku allows before SIGKILL.
+STOP_GRACE_SECONDS = 3.0
+# Waits between attempts while the database is unreachable: doubling, with a cap so that
+# the worker notices within seconds when it is back.
+OUTAGE_FIRST_WAIT = 0.5
+OUTAGE_MAX_WAIT = 15.0
+# What the driver raises when the database (or the pooler in front of it) is unreachable or
+# restarting. Anything else is a bug and ends the worker loudly.
+DATABASE_DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError)
+
+Pause = Callable[[asyncio.Event, float], Awaitable[bool]]
 
 
 @dataclass
@@ -96,7 +116,7 @@ def pending_count() -> int:
     return db.session.scalar(sa.select(sa.func.count()).select_from(PendingPush)) or 0
 
 
-def _claim(limit: int) -> _Claimed:
+def _claim(engine: sa.Engine, limit: int, lease: timedelta) -> _Claimed:
     """Lease up to `limit` due devices to this worker, in a transaction of its own."""
     now = utcnow()
     available = (
@@ -110,10 +130,9 @@ def _claim(limit: int) -> _Claimed:
     claim = (
         sa.update(PendingPush)
         .where(PendingPush.device_id.in_(available))
-        .values(claimed_until=now + LEASE)
+        .values(claimed_until=now + lease)
     )
-    # Its own connection, not the session: drain() runs this in a thread beside the sending.
-    with db.engine.begin() as connection:
+    with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             # One statement claims the rows and returns their tokens (UPDATE ... FROM devices).
             rows = connection.execute(
@@ -144,9 +163,20 @@ def _retry_at(attempts: int, now: datetime) -> datetime:
     return now + delay * random.uniform(0.5, 1.0)
 
 
-def _finish(claimed: _Claimed, results: list[PushResult]) -> PushSummary:
+def _renew(engine: sa.Engine, claimed: _Claimed, lease: timedelta) -> None:
+    """Extend the lease on a batch that is still being sent."""
+    with engine.begin() as connection:
+        connection.execute(
+            sa.update(PendingPush)
+            .where(PendingPush.device_id.in_(claimed.versions))
+            .values(claimed_until=utcnow() + lease)
+        )
+
+
+def _finish(engine: sa.Engine, claimed: _Claimed, results: list[PushResult]) -> PushSummary:
     """Record a batch's answers in one transaction: delete what was delivered, drop dead
-    tokens, reschedule what must be tried later, free the rest of the lease."""
+    tokens, reschedule what must be tried later, free the rest of the lease. With no
+    results, this hands the whole batch back."""
     summary = PushSummary()
     done: list[tuple[int, int]] = []
     dead: list[int] = []
@@ -167,7 +197,7 @@ def _finish(claimed: _Claimed, results: list[PushResult]) -> PushSummary:
             later += devices
             summary.retry_later += len(devices)
     now = utcnow()
-    with db.engine.begin() as connection:
+    with engine.begin() as connection:
         # Only the version we pushed: a row that a newer update bumped meanwhile stays. Rows
         # share a handful of versions, so one plain IN list per version is far cheaper than
         # a list of (device, version) pairs.
@@ -240,104 +270,266 @@ def _count_outcomes(connection: sa.Connection, summary: PushSummary, now: dateti
         connection.execute(upsert)
 
 
-async def drain(
-    client: ApnsClient,
-    *,
-    batch_size: int,
-    progress: Callable[[int], None] | None = None,
-) -> PushSummary:
-    """Push every device that is due now, batch after batch, over one client.
+async def _pause(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait `seconds` unless asked to stop first; True when asked to stop."""
+    if seconds > 0 and not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()
 
-    While a batch is being sent, a thread records the answers to the one before and claims
-    the next, so the database's time hides behind the sending (bench/push_worker.py).
+
+class Pacer:
+    """At most `rate` pushes a second (PUSH_RATE; 0: as fast as APNs takes them).
+
+    Every phone woken by a push calls the web service back at once, so the rate is what the
+    web tier can serve. A batch of n pushes started at t lets the next start at t + n / rate,
+    and a batch holds at most one second's worth, so the phones call in steps of a second at
+    most instead of in one burst. A batch that took longer than its share earns no credit.
     """
-    summary = PushSummary()
 
-    def record(batch: PushSummary) -> None:
-        summary.add(batch)
-        log.info("push batch: %s", batch.line())
-        if progress:
-            progress(batch.total)
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        pause: Pause = _pause,
+    ) -> None:
+        self.rate = rate
+        self.clock = clock  # the tests bring their own clock and pause instead of waiting
+        self.pause = pause
+        self.next_start = -math.inf
 
-    claimed = await asyncio.to_thread(_claim, batch_size)
-    answered: tuple[_Claimed, list[PushResult]] | None = None
-    while claimed.versions:
-        sending = asyncio.ensure_future(client.push(list(claimed.devices_by_token)))
-        try:
-            if answered is not None:
-                record(await asyncio.to_thread(_finish, *answered))
-            # Claimed after the finish, so that rows it freed (bumped by a newer update
-            # meanwhile) are taken again at once.
-            upcoming = await asyncio.to_thread(_claim, batch_size)
-        except BaseException:
-            # The database failed: stop sending what could not be recorded. The leases
-            # expire and the next drain sends those devices again.
-            sending.cancel()
-            raise
-        try:
-            answered = (claimed, await sending)
-        except CertificateRejected as rejected:
-            stopped = await asyncio.to_thread(_finish, claimed, rejected.results)
-            await asyncio.to_thread(_finish, upcoming, [])  # not sent: free its lease now
-            stopped.certificate_rejected = rejected.reason
-            record(stopped)
-            log.error(
-                "APNs rejected the pass certificate (%s): pushes stopped. Check that "
-                "PASS_CERTIFICATE is the Pass Type ID certificate for %s and not expired "
-                "or revoked.",
-                rejected.reason,
-                client.settings.topic,
+    def batch_size(self, limit: int) -> int:
+        if not self.rate:
+            return limit
+        return max(1, min(limit, int(self.rate)))
+
+    async def wait(self, stop: asyncio.Event) -> bool:
+        """Wait for the next batch's turn; True when asked to stop."""
+        delay = self.next_start - self.clock()
+        if delay > 0:
+            return await self.pause(stop, delay)
+        return stop.is_set()
+
+    def started(self, pushes: int) -> None:
+        if self.rate:
+            self.next_start = self.clock() + pushes / self.rate
+
+
+def _first_line(error: Exception) -> str:
+    # The driver's own message, without SQLAlchemy's statement; only its first line, as
+    # later lines (DETAIL) can quote row values.
+    message = str(getattr(error, "orig", None) or error).strip()
+    return message.splitlines()[0] if message else type(error).__name__
+
+
+class Outage:
+    """The database is unreachable: one warning when that starts, one line when it ends, and
+    growing waits between attempts (each retry's error says nothing new)."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.since = 0.0
+
+    def failed(self, error: Exception) -> float:
+        """Note a failed attempt; return how many seconds to wait before the next."""
+        if not self.failures:
+            self.since = time.monotonic()
+            log.warning(
+                "database unavailable, pushes wait until it is back: %s", _first_line(error)
             )
-            return summary
-        claimed = upcoming
-    if answered is not None:
-        record(await asyncio.to_thread(_finish, *answered))
-    return summary
+        self.failures += 1
+        ceiling = min(OUTAGE_MAX_WAIT, OUTAGE_FIRST_WAIT * 2 ** (self.failures - 1))
+        # Jitter, so that several workers do not all knock at the same moment.
+        return ceiling * random.uniform(0.5, 1.0)
+
+    def over(self) -> None:
+        if self.failures:
+            log.info(
+                "database back after %.1f s (%d failed attempts)",
+                time.monotonic() - self.since,
+                self.failures,
+            )
+            self.failures = 0
 
 
-def tune_gc_for_sending() -> None:
-    """For a process whose job is pushing (the worker, the push command).
+class Drainer:
+    """Sends what is queued over one APNs client: claim, send, finish, one after the other."""
 
-    Each push allocates a few short-lived objects (h2 events, futures) that reference
-    counting frees; the collector's default of a pass every 700 allocations then spends
-    about a fifth of a 100,000-device drain rescanning the app's long-lived objects
-    (bench/push_worker.py). Freeze what start-up made and collect less often.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 10, 10)
+    def __init__(
+        self,
+        client: ApnsClient,
+        engine: sa.Engine,
+        *,
+        batch_size: int,
+        lease: timedelta,
+        pacer: Pacer,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        self.client = client
+        self.engine = engine
+        self.batch_size = batch_size
+        self.lease = lease
+        self.pacer = pacer
+        self.stop = stop or asyncio.Event()
+        self.outage = Outage()
+        self.total = PushSummary()  # everything recorded, across drains that failed midway
+        # A batch sent whose finish failed (database down): recorded before anything else,
+        # so that an outage does not make its devices wait for the lease and be pushed twice.
+        self.unrecorded: tuple[_Claimed, list[PushResult]] | None = None
+
+    @classmethod
+    def from_config(
+        cls,
+        client: ApnsClient,
+        config: Any,
+        *,
+        pacer: Pacer | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> Drainer:
+        return cls(
+            client,
+            db.engine,
+            batch_size=config["PUSH_BATCH_SIZE"],
+            lease=timedelta(seconds=config["PUSH_LEASE_SECONDS"]),
+            pacer=pacer or Pacer(config["PUSH_RATE"]),
+            stop=stop,
+        )
+
+    async def drain(self, progress: Callable[[int], None] | None = None) -> PushSummary:
+        """Push every device due now, batch after batch, until none is left or `stop` is set.
+
+        The driver's errors propagate when the database fails (work_forever waits them out).
+        """
+        summary = self.record_unrecorded()
+        while not await self.pacer.wait(self.stop):
+            claimed = _claim(self.engine, self.pacer.batch_size(self.batch_size), self.lease)
+            self.outage.over()
+            if not claimed.versions:
+                break
+            self.pacer.started(len(claimed.devices_by_token))
+            batch = await self._push(claimed)
+            summary.add(batch)
+            if progress:
+                progress(batch.total)
+            if batch.certificate_rejected:
+                log.error(
+                    "APNs rejected the pass certificate (%s): pushes stopped. Check that "
+                    "PASS_CERTIFICATE is the Pass Type ID certificate for %s and not expired "
+                    "or revoked.",
+                    batch.certificate_rejected,
+                    self.client.settings.topic,
+                )
+                break
+        return summary
+
+    def record_unrecorded(self) -> PushSummary:
+        if self.unrecorded is None:
+            return PushSummary()
+        return self._record(*self.unrecorded)
+
+    async def _push(self, claimed: _Claimed) -> PushSummary:
+        """Send one claimed batch and record its answers; hand it back when stopped first."""
+        rejected = None
+        try:
+            results = await self._send(claimed)
+        except CertificateRejected as error:
+            results, rejected = error.results, error.reason
+        except BaseException:  # Ctrl-C in a command, or a bug: free the batch for others
+            self._hand_back(claimed)
+            raise
+        if results is None:
+            self._hand_back(claimed)
+            return PushSummary()
+        self.unrecorded = (claimed, results)
+        summary = self._record(claimed, results)
+        summary.certificate_rejected = rejected
+        return summary
+
+    async def _send(self, claimed: _Claimed) -> list[PushResult] | None:
+        """The batch's answers, its lease renewed meanwhile; None when stopped first.
+
+        Asked to stop, the batch gets a few seconds more: APNs answers a batch well within
+        them, unless it is slow or unreachable, and then the batch is handed back unanswered.
+        Its pushes already answered are then sent again by the next worker: a background push
+        too many is harmless, a device left waiting is not.
+        """
+        sending = asyncio.ensure_future(self.client.push(list(claimed.devices_by_token)))
+        renewing = asyncio.ensure_future(self._keep_leased(claimed))
+        stopping = asyncio.ensure_future(self.stop.wait())
+        try:
+            await asyncio.wait([sending, stopping], return_when=asyncio.FIRST_COMPLETED)
+            if not sending.done():
+                await asyncio.wait([sending], timeout=STOP_GRACE_SECONDS)
+            return sending.result() if sending.done() else None
+        finally:
+            for task in (sending, renewing, stopping):
+                task.cancel()
+            await asyncio.wait([sending, renewing, stopping])
+
+    async def _keep_leased(self, claimed: _Claimed) -> None:
+        """Renew the batch's lease every third of it, for as long as it is being sent."""
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            try:
+                # In a thread: the sending goes on while the database answers (or does not).
+                await asyncio.to_thread(_renew, self.engine, claimed, self.lease)
+            except DATABASE_DOWN as error:
+                self.outage.failed(error)  # the finish will wait for the database
+
+    def _record(self, claimed: _Claimed, results: list[PushResult]) -> PushSummary:
+        summary = _finish(self.engine, claimed, results)
+        self.unrecorded = None
+        self.total.add(summary)
+        self.outage.over()
+        log.info("push batch: %s", summary.line())
+        return summary
+
+    def _hand_back(self, claimed: _Claimed) -> None:
+        """Free a batch that was not sent, so that another worker sends it now."""
+        try:
+            _finish(self.engine, claimed, [])
+        except DATABASE_DOWN as error:
+            self.outage.failed(error)  # then its lease runs out instead
+            return
+        log.info("handed back %d devices not pushed", len(claimed.versions))
 
 
-def drain_now(progress: Callable[[int], None] | None = None) -> PushSummary:
-    """Synchronous drain for commands and the inline pusher."""
+def drain_now(
+    progress: Callable[[int], None] | None = None, pacer: Pacer | None = None
+) -> PushSummary:
+    """Send what is due now, then return: for commands and the inline pusher."""
 
     async def run() -> PushSummary:
         async with ApnsClient(apns_settings()) as client:
-            return await drain(
-                client, batch_size=current_app.config["PUSH_BATCH_SIZE"], progress=progress
-            )
+            drainer = Drainer.from_config(client, current_app.config, pacer=pacer)
+            return await drainer.drain(progress)
 
     return asyncio.run(run())
 
 
-async def work_forever(
-    app: Flask, *, poll_seconds: float, stop: threading.Event | None = None
-) -> PushSummary:
-    """The worker: drain, then wait a little for more; one APNs client for its lifetime."""
-    total = PushSummary()
-    stop = stop or threading.Event()
+async def work_forever(app: Flask, stop: asyncio.Event) -> PushSummary:
+    """The worker: drain, then wait a little for more, until `stop` is set.
+
+    One APNs client for its lifetime. A database outage pauses it instead of ending it.
+    """
     with app.app_context():
         async with ApnsClient(apns_settings()) as client:
+            drainer = Drainer.from_config(client, app.config, stop=stop)
             while not stop.is_set():
-                batch = await drain(client, batch_size=app.config["PUSH_BATCH_SIZE"])
-                total.add(batch)
-                db.session.remove()
+                try:
+                    batch = await drainer.drain()
+                except DATABASE_DOWN as error:
+                    await _pause(stop, drainer.outage.failed(error))
+                    continue
                 if batch.certificate_rejected:
                     # Retrying every second would hammer Apple with a refused certificate.
-                    await asyncio.sleep(60)
+                    await _pause(stop, 60)
                 elif batch.total == 0:
-                    await asyncio.sleep(poll_seconds)
-    return total
+                    await _pause(stop, app.config["PUSH_POLL_SECONDS"])
+            # Stopped during an outage with a batch sent and not recorded: one last try.
+            with contextlib.suppress(*DATABASE_DOWN):
+                drainer.record_unrecorded()
+    return drainer.total
 
 
 class InlinePusher:
@@ -347,6 +539,7 @@ class InlinePusher:
 
     def __init__(self, app: Flask) -> None:
         self.app = app
+        self.pacer = Pacer(app.config["PUSH_RATE"])  # one pace across the process's drains
         self._lock = threading.Lock()
         self._again = threading.Event()
         self._thread: threading.Thread | None = None
@@ -369,7 +562,7 @@ class InlinePusher:
                 self._again.clear()
             try:
                 with self.app.app_context():
-                    summary = drain_now()
+                    summary = drain_now(pacer=self.pacer)
                     db.session.remove()
                 if summary.total:
                     log.info("inline push: %s", summary.line())

@@ -22,8 +22,9 @@ from app import create_app, database_url
 from models import db
 from tests.apple_chain import FakeAppleChain, make_chain
 
-# The fake APNs server and its fixtures (apns_server, apns_settings, apns_chain).
-pytest_plugins = ["tests.apns_server"]
+# The fake APNs server and its fixtures (apns_server, apns_settings, apns_chain), and the
+# push tests' fixtures (apns, push_app).
+pytest_plugins = ["tests.apns_server", "tests.pushes"]
 
 SECRET_KEY = "test-secret-key-that-is-long-enough"
 ADMIN_TOKEN = "test-admin-token"

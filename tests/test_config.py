@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import os
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from flask import Flask
 from app import database_url
 from passes.credentials import CredentialsError, load_credentials
 from tests.apple_chain import FakeAppleChain, issue, make_chain
-from tests.conftest import P12_PASSWORD
+from tests.conftest import P12_PASSWORD, PUBLIC_URL, SECRET_KEY
 
 
 @pytest.mark.parametrize(
@@ -74,6 +76,66 @@ def test_broken_credentials_stop_start_up_naming_the_variable(
     err = capsys.readouterr().err
     assert "PASS_CERTIFICATE_PASSWORD is wrong" in err
     assert "wrong" not in err.replace("is wrong", "")  # the password itself is not echoed
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("APNS_MAX_STREAMS", "lots"),
+        ("PUSH_RATE", "fast"),
+        ("PUSH_BATCH_SIZE", "0"),
+        ("PUSH_BATCH_SIZE", "1.5"),
+        ("PUSH_RATE", "-10"),
+        ("PUSH_LEASE_SECONDS", "nan"),
+        ("MAX_CONTENT_LENGTH", "5MB"),
+    ],
+)
+def test_a_bad_numeric_setting_stops_start_up_naming_it(
+    make_app: Callable[..., Flask],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    value: str,
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as stopped:
+        make_app()
+    assert stopped.value.code == 3
+    message = capsys.readouterr().err
+    assert f"{name} is {value!r}" in message
+    assert "Traceback" not in message
+
+
+def test_numeric_settings_are_read_from_the_environment(
+    make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PUSH_RATE", " 250 ")
+    monkeypatch.setenv("PUSH_BATCH_SIZE", "500")
+    monkeypatch.setenv("APNS_MAX_STREAMS", "")  # empty: the default
+    config = make_app().config
+    assert (config["PUSH_RATE"], config["PUSH_BATCH_SIZE"]) == (250.0, 500)
+    assert config["APNS_MAX_STREAMS"] == 1000
+
+
+def test_the_worker_command_refuses_a_bad_setting_in_one_paragraph() -> None:
+    env = {
+        "PATH": os.environ["PATH"],
+        "SECRET_KEY": SECRET_KEY,
+        "PUBLIC_URL": PUBLIC_URL,
+        "DATABASE_URL": "sqlite://",
+        "PUSH_RATE": "fast",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app:create_app", "passes", "worker", "--once"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 3
+    assert "Cannot start: PUSH_RATE is 'fast', which is not a number" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
 
 
 def config(**values: Any) -> dict[str, Any]:

@@ -5,88 +5,18 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from models import Device, Pass, PendingPush, PushOutcomeCount, Registration, db, utcnow
+from models import Device, PendingPush, PushOutcomeCount, Registration, db, utcnow
 from passes import pushing
 from passes.apns import send_pushes
 from tests.apns_server import FakeApns, Reply
-from tests.apple_chain import FakeAppleChain
-from tests.conftest import ADMIN_TOKEN
-
-
-@pytest.fixture
-def apns(chain: FakeAppleChain, tmp_path: Path) -> Iterator[FakeApns]:
-    with FakeApns(chain, tmp_path) as server:
-        yield server
-
-
-@pytest.fixture
-def push_app(make_app: Callable[..., Flask], apns: FakeApns) -> Flask:
-    return make_app(APNS_URL=apns.url, APNS_CA_FILE=apns.ca_file, PUSH_BATCH_SIZE=50)
-
-
-def token(index: int) -> str:
-    return f"{index:064x}"
-
-
-def seed_devices(app: Flask, count: int, serial: str = "pushed") -> None:
-    """A pass held by `count` devices, written directly: the protocol is tested elsewhere."""
-    with app.app_context():
-        now = utcnow()
-        pass_ = Pass(
-            pass_type_identifier="pass.com.example.test",
-            serial_number=serial,
-            template="storecard",
-            data={},
-            update_tag=0,
-            updated_at=now,
-        )
-        db.session.add(pass_)
-        db.session.flush()
-        first = db.session.scalar(sa.select(sa.func.count()).select_from(Device)) or 0
-        db.session.execute(
-            sa.insert(Device),
-            [
-                {
-                    "device_library_identifier": f"device-{first + i}",
-                    "push_token": token(first + i),
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for i in range(count)
-            ],
-        )
-        ids = db.session.scalars(
-            sa.select(Device.id).where(
-                Device.push_token.in_([token(first + i) for i in range(count)])
-            )
-        ).all()
-        db.session.execute(
-            sa.insert(Registration),
-            [{"device_id": d, "pass_id": pass_.id, "created_at": now} for d in ids],
-        )
-        db.session.commit()
-
-
-def patch(app: Flask, serial: str = "pushed", value: str = "changed") -> None:
-    response = app.test_client().patch(
-        f"/api/passes/pass.com.example.test/{serial}",
-        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        json={"pass": {"logoText": value}},
-    )
-    assert response.status_code == 200, response.get_json()
-
-
-def pending(app: Flask) -> int:
-    with app.app_context():
-        return pushing.pending_count()
+from tests.pushes import LEASE, patch, pending, seed_devices, token
 
 
 def test_a_change_is_pushed_to_every_device_with_apples_headers(
@@ -168,7 +98,8 @@ def test_a_worker_that_died_mid_batch_leaves_its_devices_to_the_next(
     seed_devices(push_app, 3)
     patch(push_app)
     with push_app.app_context():
-        claimed = pushing._claim(10)  # claimed, then the process dies before sending
+        # Claimed, then the process dies before sending (tests/test_worker.py kills a real one).
+        claimed = pushing._claim(db.engine, 10, LEASE)
         assert len(claimed.versions) == 3
         assert pushing.drain_now().total == 0  # the lease keeps others away meanwhile
         db.session.execute(
@@ -182,10 +113,10 @@ def test_an_update_during_sending_is_pushed_again(push_app: Flask, apns: FakeApn
     seed_devices(push_app, 1)
     patch(push_app, value="first")
     with push_app.app_context():
-        claimed = pushing._claim(10)
+        claimed = pushing._claim(db.engine, 10, LEASE)
         patch(push_app, value="second")  # committed while the first push is in flight
         results = send_pushes(list(claimed.devices_by_token), pushing.apns_settings())
-        pushing._finish(claimed, results)
+        pushing._finish(db.engine, claimed, results)
         # The first push may have reached the phone before "second" committed: push again.
         assert pushing.pending_count() == 1
         assert pushing.drain_now().sent == 1
@@ -221,7 +152,7 @@ def test_a_refused_certificate_stops_and_keeps_every_push(push_app: Flask, apns:
 
 
 def test_a_refused_certificate_leaves_no_device_leased(push_app: Flask, apns: FakeApns) -> None:
-    # 120 devices, batches of 50: the next batch is claimed while one is being sent.
+    # 120 devices, batches of 50: the first batch is refused, the others are never claimed.
     seed_devices(push_app, 120)
     for i in range(120):
         apns.script(token(i), Reply(403, "BadCertificate"))

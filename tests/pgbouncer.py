@@ -1,0 +1,93 @@
+"""A real PgBouncer (Debian's package) in front of the test PostgreSQL, for tests.
+
+Transaction pooling with round-robin server connections, as Heroku's pooler and most managed
+ones run. Start, stop and start it again to play a pooler (or database) restart.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+PGBOUNCER = "/usr/sbin/pgbouncer"
+
+CONFIG = """\
+[databases]
+* = host={host} port={port}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {listen_port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {folder}/users.txt
+pool_mode = transaction
+server_round_robin = 1
+max_client_conn = 200
+default_pool_size = 10
+"""
+
+
+class PgBouncer:
+    """PgBouncer on 127.0.0.1:`port` in front of the server of `database_url`."""
+
+    def __init__(self, port: int, database_url: str) -> None:
+        server = sa.make_url(database_url)
+        self.port = port
+        self.url = server.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+        # PgBouncer refuses to run as root: it runs as `postgres` then, and must read this.
+        self.folder = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
+        self.folder.chmod(0o755)
+        users = self.folder / "users.txt"
+        users.write_text(f'"{server.username}" ""\n')
+        self.config = self.folder / "pgbouncer.ini"
+        self.config.write_text(
+            CONFIG.format(
+                host=server.host or "127.0.0.1",
+                port=server.port or 5432,
+                listen_port=port,
+                folder=self.folder,
+            )
+        )
+        for path in (users, self.config):
+            path.chmod(0o644)
+        self.log = self.folder / "output.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 20.0) -> None:
+        as_user = ["-u", "postgres"] if os.geteuid() == 0 else []
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [PGBOUNCER, *as_user, str(self.config)], stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"PgBouncer did not start: {self.log.read_text()}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Shut down at once (SIGTERM), closing every client connection."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(20)
+        self.process = None
+
+    def __enter__(self) -> PgBouncer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
