@@ -179,7 +179,7 @@ def _finish(engine: sa.Engine, claimed: _Claimed, results: list[PushResult]) -> 
     results, this hands the whole batch back."""
     summary = PushSummary()
     done: list[tuple[int, int]] = []
-    dead: list[int] = []
+    dead: dict[str, list[int]] = {}
     later: list[int] = []
     for result in results:
         devices = claimed.devices_by_token.get(result.token, [])
@@ -191,8 +191,7 @@ def _finish(engine: sa.Engine, claimed: _Claimed, results: list[PushResult]) -> 
             else:
                 summary.failed += len(devices)
         elif result.outcome is Outcome.DEAD_TOKEN:
-            dead += devices
-            summary.removed += len(devices)
+            dead[result.token] = devices
         else:
             later += devices
             summary.retry_later += len(devices)
@@ -208,14 +207,22 @@ def _finish(engine: sa.Engine, claimed: _Claimed, results: list[PushResult]) -> 
                     PendingPush.version == version, PendingPush.device_id.in_(devices)
                 )
             ).rowcount
-        if dead:
-            # Registrations and pending rows go with the device (ON DELETE CASCADE).
-            connection.execute(sa.delete(Device).where(Device.id.in_(dead)))
+        removed = 0
+        for dead_token, devices in dead.items():
+            # Registrations and pending rows go with the device (ON DELETE CASCADE). Only
+            # while it still has the dead token: a device that registered again meanwhile
+            # (a restored phone) came with a new one and keeps its passes.
+            removed += connection.execute(
+                sa.delete(Device).where(Device.id.in_(devices), Device.push_token == dead_token)
+            ).rowcount
+        summary.removed = removed
         if later:
             _reschedule(connection, later, now)
         # What is still claimed (bumped by a newer update, or never answered) is free again.
         # Usually that is nothing, and the UPDATE over every claimed id is not worth making.
-        if deleted < len(done) or len(done) + len(dead) + len(later) < len(claimed.versions):
+        dead_devices = sum(len(devices) for devices in dead.values())
+        finished = len(done) + dead_devices + len(later)
+        if deleted < len(done) or removed < dead_devices or finished < len(claimed.versions):
             connection.execute(
                 sa.update(PendingPush)
                 .where(PendingPush.device_id.in_(claimed.versions))

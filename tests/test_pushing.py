@@ -14,7 +14,7 @@ from flask import Flask
 
 from models import Device, PendingPush, PushOutcomeCount, Registration, db, utcnow
 from passes import pushing
-from passes.apns import send_pushes
+from passes.apns import Outcome, PushResult, send_pushes
 from tests.apns_server import FakeApns, Reply
 from tests.pushes import LEASE, patch, pending, seed_devices, token
 
@@ -77,6 +77,26 @@ def test_dead_tokens_lose_their_registrations_and_device(
         assert db.session.scalars(sa.select(Device.push_token)).all() == [token(1)]
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Registration)) == 1
     assert pending(push_app) == 0
+
+
+def test_a_device_that_registered_a_new_token_while_its_old_one_died_keeps_its_passes(
+    push_app: Flask, apns: FakeApns
+) -> None:
+    seed_devices(push_app, 1)
+    patch(push_app)
+    with push_app.app_context():
+        claimed = pushing._claim(db.engine, 10, LEASE)
+        # While the push to the old token is out, the phone (restored from a backup)
+        # registers again with a new token; then APNs answers that the old one is dead.
+        db.session.execute(sa.update(Device).values(push_token=token(7)))
+        db.session.commit()
+        dead = PushResult(token(0), Outcome.DEAD_TOKEN, 410, "Unregistered")
+        assert pushing._finish(db.engine, claimed, [dead]).removed == 0
+        assert db.session.scalars(sa.select(Device.push_token)).all() == [token(7)]
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Registration)) == 1
+        # Its pending push is free again, and goes to the new token.
+        assert pushing.drain_now().sent == 1
+    assert [r.token for r in apns.requests] == [token(7)]
 
 
 def test_a_change_committed_before_a_crash_is_pushed_by_the_next_worker(
