@@ -1,16 +1,22 @@
-"""A real PgBouncer (Debian's package) in front of the test PostgreSQL, for tests.
+"""A real PgBouncer (Debian's package) in front of the test PostgreSQL, for tests and CI.
 
-Transaction pooling with round-robin server connections, as Heroku's pooler and most managed
-ones run. Start, stop and start it again to play a pooler (or database) restart.
+Transaction pooling with round-robin server connections recycled every few seconds, as
+Heroku's pooler and most managed ones run. Start, stop and start it again to play a pooler
+(or database) restart. CI runs the whole suite through one:
+
+    python -m tests.pgbouncer PORT DATABASE_URL    # in the foreground until SIGTERM
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -30,8 +36,11 @@ auth_type = trust
 auth_file = {folder}/users.txt
 pool_mode = transaction
 server_round_robin = 1
-max_client_conn = 200
+server_lifetime = 5
+server_idle_timeout = 5
+max_client_conn = 500
 default_pool_size = 10
+ignore_startup_parameters = extra_float_digits,options
 """
 
 
@@ -91,3 +100,18 @@ class PgBouncer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def main(port: str, database_url: str) -> None:
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        # A handler, not a blocked signal: a blocked one would be inherited by PgBouncer.
+        signal.signal(signum, lambda *_: stop.set())
+    with PgBouncer(int(port), database_url):
+        print(f"PgBouncer in transaction mode on port {port}", flush=True)
+        while not stop.wait(1):
+            pass
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
