@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 
 from models import Device, db
 from tests.conftest import Admin
+from tests.pgbouncer import PgBouncer
 from tests.test_webservice import auth, pass_url, register, serials_url
 
 
@@ -46,6 +47,26 @@ def test_device_requests_succeed_after_the_database_dropped_every_connection(
         assert listed.status_code == 200
         assert listed.get_json()["serialNumbers"] == [created["serialNumber"]]
         assert client.get(pass_url(created), headers=auth(created)).status_code == 200
+
+
+def test_device_requests_succeed_after_pgbouncer_restarted(
+    make_app: Callable[..., Flask], database_uri: str
+) -> None:
+    if not database_uri.startswith("postgresql"):
+        pytest.skip("PgBouncer stands in front of PostgreSQL")
+    with PgBouncer(6440, database_uri) as bouncer:
+        app = make_app(SQLALCHEMY_DATABASE_URI=bouncer.url)
+        client = app.test_client()
+        created = Admin(client).create_pass()
+        register(client, created)
+        assert client.get(serials_url(created)).status_code == 200
+        # The pooler restarts (a deploy, a failover): every connection the app holds to it
+        # is closed under it.
+        bouncer.stop()
+        bouncer.start()
+        for _ in range(3):
+            assert client.get(serials_url(created)).status_code == 200
+            assert client.get(pass_url(created), headers=auth(created)).status_code == 200
 
 
 def test_a_database_error_is_logged_without_the_values_it_was_about(
