@@ -114,11 +114,13 @@ def main() -> int:
     for port in (WEB_PORT, BARE_PORT, APNS_PORT, PGBOUNCER_PORT):
         services.check_port_free(port)
     print_header(args)
+    started = time.monotonic()
     try:
         asyncio.run(run(args))
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("\nstopped; every process and database the run started is gone", file=sys.stderr)
         return 1
+    print(f"\nthe run took {(time.monotonic() - started) / 60:.1f} min")
     return 0
 
 
@@ -773,6 +775,9 @@ def print_summary(
         "signature per changed pass)\n"
         "web capacity = cores / web CPU seconds per phone; time ratio = seconds / (phones / "
         "web capacity)\n"
+        "  (so the time ratio is 1 / the share of the cores the web tier had, on average, from "
+        "the commit to the last phone;\n   on one machine the rest goes to PostgreSQL, the "
+        "pushers, this process and anything else running)\n"
     )
     print(
         "| scenario    | via       | phones | current | seconds | failed | p99 s | ours ms/phone "
