@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +215,35 @@ def _same_public_key(certificate: x509.Certificate, key: SigningKey) -> bool:
     return certificate.public_key().public_bytes(encoding, spki) == key.public_key().public_bytes(
         encoding, spki
     )
+
+
+def issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether `issuer` signed `certificate`, SHA-1 signatures of older Apple certificates too."""
+    try:
+        if certificate.signature_algorithm_oid not in _SHA1_SIGNATURES:
+            certificate.verify_directly_issued_by(issuer)
+            return True
+        # cryptography's verify_directly_issued_by refuses sha1WithRSA, which Apple used for
+        # every pass certificate until about 2020 (and for WWDR G1): check the name and the
+        # signature with the issuer's public key instead.
+        if certificate.issuer != issuer.subject:
+            return False
+        key = issuer.public_key()
+        signature, signed = certificate.signature, certificate.tbs_certificate_bytes
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, signed, padding.PKCS1v15(), hashes.SHA1())
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, signed, ec.ECDSA(hashes.SHA1()))
+        else:
+            return False
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+_SHA1_SIGNATURES = frozenset(
+    {SignatureAlgorithmOID.RSA_WITH_SHA1, SignatureAlgorithmOID.ECDSA_WITH_SHA1}
+)
 
 
 def subject_value(certificate: x509.Certificate, oid: x509.ObjectIdentifier) -> str | None:

@@ -20,11 +20,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import NameOID
+
+from passes.credentials import issued_by
 
 # The same rules the validator applies before signing.
 from passes.validation import REQUIRED_KEYS, STYLES
@@ -584,7 +586,7 @@ def _check_chain(
             f"({PASS_TYPE_ID_MARKER.dotted_string}); use a Pass Type ID certificate from Apple"
         )
 
-    wwdr = next((cert for cert in certificates if _issued_by(signer, cert)), None)
+    wwdr = next((cert for cert in certificates if issued_by(signer, cert)), None)
     if wwdr is None:
         problems.append(
             "the pass certificate is not issued by any WWDR certificate included in the "
@@ -593,15 +595,15 @@ def _check_chain(
         return _results(name, problems, warnings, "")
     if _is_wwdr_g1(wwdr):
         problems.append(
-            "the included WWDR intermediate is G1, which expired on 2023-02-07 and current "
-            f"iOS rejects; sign with the current WWDR (G4) from {APPLE_CA_URL}"
+            f"the included WWDR intermediate is G1, which expired on {WWDR_G1_EXPIRY} and "
+            f"current iOS rejects; sign with the current WWDR (G4) from {APPLE_CA_URL}"
         )
     else:
         _check_validity(wwdr, "WWDR certificate", now, problems, warnings)
 
     root_detail = "WWDR not checked against Apple's root (no trusted root given)"
     if trusted_roots is not None:
-        root = next((cert for cert in trusted_roots if _issued_by(wwdr, cert)), None)
+        root = next((cert for cert in trusted_roots if issued_by(wwdr, cert)), None)
         if root is None:
             problems.append(
                 "the WWDR certificate is not issued by any trusted root; "
@@ -615,14 +617,6 @@ def _check_chain(
         f"{_when(signer.not_valid_after_utc)}; {root_detail}"
     )
     return _results(name, problems, warnings, ok_detail)
-
-
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-        return False
-    return True
 
 
 def _is_wwdr_g1(cert: x509.Certificate) -> bool:
