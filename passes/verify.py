@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import NameOID
 
-from passes.credentials import issued_by
+from passes.credentials import APPLE_CA_URL, issued_by
 
 # The same rules the validator applies before signing.
 from passes.validation import REQUIRED_KEYS, STYLES
@@ -40,7 +40,6 @@ MAX_UNCOMPRESSED = 64 * 1024 * 1024
 PASS_TYPE_ID_MARKER = x509.ObjectIdentifier("1.2.840.113635.100.6.1.16")
 WWDR_G1_CN = "Apple Worldwide Developer Relations Certification Authority"
 WWDR_G1_EXPIRY = date(2023, 2, 7)
-APPLE_CA_URL = "https://www.apple.com/certificateauthority/"
 
 # DER identifier octets used by CMS.
 _INTEGER, _OCTET_STRING, _OID, _SEQUENCE, _SET = 0x02, 0x04, 0x06, 0x30, 0x31

@@ -162,6 +162,21 @@ def signed_with_sha1(issued: Issued, issuer: Issued) -> Issued:
     return Issued(x509.load_der_x509_certificate(der), issued.key)
 
 
+def make_wwdr(root: Issued, generation: str, **dates: dt.datetime) -> Issued:
+    """A WWDR intermediate of the given generation (G3, G4, ...) under `root`; Apple runs
+    several at once, and each issues some Pass Type ID certificates."""
+    return issue(
+        _name(
+            "Fake Apple Worldwide Developer Relations Certification Authority",
+            ou=generation,
+            o="Fake Apple Inc.",
+        ),
+        root,
+        ca=True,
+        **dates,
+    )
+
+
 def make_chain(
     pass_type_identifier: str = PASS_TYPE_IDENTIFIER,
     team_identifier: str = TEAM_IDENTIFIER,
@@ -171,15 +186,7 @@ def make_chain(
 ) -> FakeAppleChain:
     """A root, a WWDR intermediate and a Pass Type ID certificate shaped like Apple's."""
     root = issue(_name("Fake Apple Root CA", o="Fake Apple Inc."), None, ca=True)
-    wwdr = issue(
-        _name(
-            "Fake Apple Worldwide Developer Relations Certification Authority",
-            ou="G4",
-            o="Fake Apple Inc.",
-        ),
-        root,
-        ca=True,
-    )
+    wwdr = make_wwdr(root, "G4")
     pass_cert = issue(
         _name(
             f"Pass Type ID: {pass_type_identifier}",
