@@ -29,7 +29,7 @@ from cryptography.x509.oid import NameOID
 from passes.credentials import APPLE_CA_URL, issued_by
 
 # The same rules the validator applies before signing.
-from passes.validation import REQUIRED_KEYS, STYLES
+from passes.validation import LEGACY_STYLES, REQUIRED_KEYS, STYLES, style_problem
 
 REQUIRED_FILES = ("pass.json", "manifest.json", "signature")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -688,10 +688,14 @@ def _check_pass_json(files: dict[str, bytes] | None) -> tuple[dict[str, Any] | N
         problems.append(f"pass.json lacks required keys: {', '.join(missing)}")
     if "formatVersion" in pass_json and pass_json["formatVersion"] != 1:
         problems.append("formatVersion must be the number 1")
-    styles = [style for style in STYLES if style in pass_json]
-    if len(styles) != 1:
-        problems.append(f"pass.json needs exactly one pass style key, one of {', '.join(STYLES)}")
-    ok_detail = f"valid, with the required keys and style {styles[0] if styles else '?'!r}"
+    style_error = style_problem(pass_json)
+    if style_error:
+        problems.append(
+            f"{style_error.rstrip('.')}; use one of {', '.join(LEGACY_STYLES)} (with "
+            "posterGeneric beside it if you like)"
+        )
+    styles = " and ".join(repr(style) for style in STYLES if style in pass_json)
+    ok_detail = f"valid, with the required keys and style {styles or '?'}"
     return pass_json, _results(name, problems, [], ok_detail)
 
 

@@ -650,8 +650,9 @@ def test_pass_json_without_required_keys_fails(chain: FakeAppleChain) -> None:
 
     assert details == [
         "pass.json lacks required keys: serialNumber",
-        "pass.json needs exactly one pass style key, one of boardingPass, coupon, eventTicket, "
-        "generic, storeCard",
+        "pass.json has no pass style, so Wallet does not know how to lay the pass out; use one of "
+        "boardingPass, coupon, eventTicket, generic, storeCard (with posterGeneric beside it if "
+        "you like)",
     ]
 
 
