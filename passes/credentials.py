@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 
 log = logging.getLogger(__name__)
+
+APPLE_CA_URL = "https://www.apple.com/certificateauthority/"
 
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 EXPIRY_WARNING = timedelta(days=30)
@@ -77,13 +80,12 @@ def load_credentials(config: Mapping[str, Any]) -> PassCredentials | None:
         raise CredentialsError(
             "PASS_CERTIFICATE is set but WWDR_CERTIFICATE is not. Download Apple's current "
             "Worldwide Developer Relations intermediate (G4) from "
-            "https://www.apple.com/certificateauthority/ and set WWDR_CERTIFICATE to its path "
+            f"{APPLE_CA_URL} and set WWDR_CERTIFICATE to its path "
             "(or WWDR_CERTIFICATE_BASE64 to its base64)."
         )
     password = config.get("PASS_CERTIFICATE_PASSWORD") or None
     key, certificate = _load_pass_certificate(certificate_data, password)
-    wwdr = _load_wwdr(wwdr_data)
-    credentials = _check(key, certificate, wwdr)
+    credentials = _check(key, certificate, _load_wwdrs(wwdr_data))
     days_left = (credentials.expires_at - datetime.now(UTC)).days
     if credentials.expires_at - datetime.now(UTC) < EXPIRY_WARNING:
         log.warning(
@@ -199,13 +201,43 @@ def load_certificate(data: bytes) -> x509.Certificate:
     return x509.load_der_x509_certificate(data)
 
 
-def _load_wwdr(data: bytes) -> x509.Certificate:
+def load_certificates(data: bytes) -> list[x509.Certificate]:
+    """Every certificate in a PEM bundle, or in DER certificates put back to back (`cat
+    AppleWWDRCAG4.cer AppleWWDRCAG3.cer`); ValueError when there is none or junk."""
+    if b"-----BEGIN" in data:
+        return x509.load_pem_x509_certificates(data)
+    certificates = []
+    while data:
+        length = _der_length(data)
+        certificates.append(x509.load_der_x509_certificate(data[:length]))
+        data = data[length:]
+    if not certificates:
+        raise ValueError("no certificate")
+    return certificates
+
+
+def _der_length(data: bytes) -> int:
+    """The length, header included, of the DER SEQUENCE at the start of `data`."""
+    if len(data) < 2 or data[0] != 0x30:
+        raise ValueError("not a DER certificate")
+    if data[1] < 0x80:
+        return 2 + data[1]
+    count = data[1] & 0x7F
+    if not 1 <= count <= 4 or len(data) < 2 + count:
+        raise ValueError("bad DER length")
+    length = 2 + count + int.from_bytes(data[2 : 2 + count], "big")
+    if length > len(data):
+        raise ValueError("truncated DER certificate")
+    return length
+
+
+def _load_wwdrs(data: bytes) -> list[x509.Certificate]:
     try:
-        return load_certificate(data)
+        return load_certificates(data)
     except ValueError:
         raise CredentialsError(
             "WWDR_CERTIFICATE is not a certificate (PEM or DER). Download AppleWWDRCAG4.cer "
-            "from https://www.apple.com/certificateauthority/ and point WWDR_CERTIFICATE at it."
+            f"from {APPLE_CA_URL} and point WWDR_CERTIFICATE at it."
         ) from None
 
 
@@ -217,13 +249,42 @@ def _same_public_key(certificate: x509.Certificate, key: SigningKey) -> bool:
     )
 
 
+def issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether `issuer` signed `certificate`, SHA-1 signatures of older Apple certificates too."""
+    try:
+        if certificate.signature_algorithm_oid not in _SHA1_SIGNATURES:
+            certificate.verify_directly_issued_by(issuer)
+            return True
+        # cryptography's verify_directly_issued_by refuses sha1WithRSA, which Apple used for
+        # every pass certificate until about 2020 (and for WWDR G1): check the name and the
+        # signature with the issuer's public key instead.
+        if certificate.issuer != issuer.subject:
+            return False
+        key = issuer.public_key()
+        signature, signed = certificate.signature, certificate.tbs_certificate_bytes
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, signed, padding.PKCS1v15(), hashes.SHA1())
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, signed, ec.ECDSA(hashes.SHA1()))
+        else:
+            return False
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+_SHA1_SIGNATURES = frozenset(
+    {SignatureAlgorithmOID.RSA_WITH_SHA1, SignatureAlgorithmOID.ECDSA_WITH_SHA1}
+)
+
+
 def subject_value(certificate: x509.Certificate, oid: x509.ObjectIdentifier) -> str | None:
     values = certificate.subject.get_attributes_for_oid(oid)
     return str(values[0].value) if values else None
 
 
 def _check(
-    key: SigningKey, certificate: x509.Certificate, wwdr: x509.Certificate
+    key: SigningKey, certificate: x509.Certificate, wwdrs: list[x509.Certificate]
 ) -> PassCredentials:
     if not _same_public_key(certificate, key):
         raise CredentialsError(
@@ -250,18 +311,68 @@ def _check(
             f"{certificate.not_valid_after_utc.date().isoformat()}. Create a new one for "
             f"{pass_type_identifier} in the Apple Developer portal and export it."
         )
-    if wwdr.not_valid_after_utc < now:
-        raise CredentialsError(
-            f"The WWDR intermediate in WWDR_CERTIFICATE expired on "
-            f"{wwdr.not_valid_after_utc.date().isoformat()}. Download the current one (G4) "
-            "from https://www.apple.com/certificateauthority/."
-        )
-    try:
-        certificate.verify_directly_issued_by(wwdr)
-    except (ValueError, TypeError, InvalidSignature):
-        raise CredentialsError(
-            "WWDR_CERTIFICATE did not issue the certificate in PASS_CERTIFICATE. Pass Type "
-            "ID certificates made today are issued by the G4 intermediate: download "
-            "AppleWWDRCAG4.cer from https://www.apple.com/certificateauthority/."
-        ) from None
+    wwdr = _issuing_wwdr(certificate, wwdrs, now)
     return PassCredentials(certificate, key, wwdr, pass_type_identifier, team_identifier)
+
+
+def _issuing_wwdr(
+    certificate: x509.Certificate, wwdrs: list[x509.Certificate], now: datetime
+) -> x509.Certificate:
+    """The WWDR intermediate among those given that issued the pass certificate.
+
+    Apple has several current intermediates (G3, G4, ...), each issuing some Pass Type ID
+    certificates, so a server may be given them all and must send the right one with the
+    signature: Wallet refuses a pass whose chain does not lead to Apple's root.
+    """
+    issuers = [wwdr for wwdr in wwdrs if issued_by(certificate, wwdr)]
+    download = _wwdr_download(certificate)
+    if not issuers:
+        given = "; ".join(_describe(wwdr) for wwdr in wwdrs)
+        raise CredentialsError(
+            f"No certificate in WWDR_CERTIFICATE issued the certificate in PASS_CERTIFICATE "
+            f"(it was issued by {_describe_name(certificate.issuer)}; WWDR_CERTIFICATE holds "
+            f"{given}). {download}"
+        )
+    valid = [wwdr for wwdr in issuers if wwdr.not_valid_after_utc >= now]
+    if not valid:
+        expired = max(wwdr.not_valid_after_utc for wwdr in issuers)
+        raise CredentialsError(
+            f"The WWDR intermediate in WWDR_CERTIFICATE that issued the pass certificate "
+            f"expired on {expired.date().isoformat()}. {download}"
+        )
+    # The same intermediate renewed (same name and key) may be given twice: keep the newest.
+    wwdr = max(valid, key=lambda candidate: candidate.not_valid_after_utc)
+    if len(wwdrs) > 1:
+        log.info(
+            "WWDR intermediate: %s, valid until %s (chosen from %d given)",
+            _describe(wwdr),
+            wwdr.not_valid_after_utc.date().isoformat(),
+            len(wwdrs),
+        )
+    return wwdr
+
+
+def _wwdr_download(certificate: x509.Certificate) -> str:
+    """Which file to download from Apple for the intermediate that issued `certificate`."""
+    units = certificate.issuer.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    generation = next((str(u.value) for u in units if re.fullmatch(r"G\d+", str(u.value))), None)
+    if generation:
+        return (
+            f"Download AppleWWDRCA{generation}.cer from {APPLE_CA_URL} and add it to "
+            "WWDR_CERTIFICATE (several intermediates may be given, one after the other)."
+        )
+    return (
+        f"Download the intermediate named above from {APPLE_CA_URL} (Pass Type ID certificates "
+        "made today are issued by G4: AppleWWDRCAG4.cer) and add it to WWDR_CERTIFICATE."
+    )
+
+
+def _describe(certificate: x509.Certificate) -> str:
+    return _describe_name(certificate.subject)
+
+
+def _describe_name(name: x509.Name) -> str:
+    common = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    units = name.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    label = repr(str(common[0].value)) if common else repr(name.rfc4514_string())
+    return f"{label} ({units[0].value})" if units else label

@@ -2,7 +2,8 @@
 
 Sizes and the images each style shows come from Apple's Wallet Developer Guide, "Pass Design
 and Creation" (Table 4-1 and "Images Fill Their Allotted Space") and, for the personalization
-logo, "Rewards Enrollment".
+logo, "Rewards Enrollment"; the poster images and their sizes from apple/pass-builder
+(PassPackage's image descriptors) and the images Wallet itself loads from a pass bundle.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 import struct
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,6 +25,12 @@ IMAGE_NAMES = (
     "background",
     "footer",
     "personalizationLogo",
+    # Poster layouts: poster event tickets (iOS 18) and poster generic passes (iOS 27).
+    "artwork",
+    "primaryLogo",
+    "secondaryLogo",
+    # The venue map in a poster event ticket's event guide.
+    "venueMap",
 )
 # `xx.lproj/name@2x.png`; the language part is checked by the package validator.
 IMAGE_PATH = re.compile(
@@ -39,6 +46,14 @@ SUPPORTED_IMAGES: dict[str, frozenset[str]] = {
     "eventTicket": frozenset({"icon", "logo", "strip", "background", "thumbnail"}),
     "generic": frozenset({"icon", "logo", "thumbnail"}),
     "storeCard": frozenset({"icon", "logo", "strip"}),
+    # Shown beside the style above on devices that can show the poster. Wallet draws the
+    # artwork (or the background) behind a poster and the primary logo instead of the logo.
+    "posterEventTicket": frozenset(
+        {"icon", "artwork", "background", "primaryLogo", "secondaryLogo", "venueMap"}
+    ),
+    "posterGeneric": frozenset(
+        {"icon", "logo", "artwork", "background", "primaryLogo", "secondaryLogo"}
+    ),
 }
 
 # Allotted space in points. "max": Wallet scales a bigger image down (and crops it when the
@@ -49,7 +64,13 @@ MAX_POINTS: dict[str, tuple[int, int]] = {
     "background": (180, 220),
     "footer": (286, 15),
     "personalizationLogo": (150, 40),
+    "artwork": (358, 448),
+    "primaryLogo": (126, 30),
+    "secondaryLogo": (135, 12),
 }
+# Behind a poster the background fills the card, instead of the blurred 180x220 pt of an event
+# ticket. The venue map has no documented size.
+POSTER_BACKGROUND_POINTS = (345, 505)
 # The guide asks for a 29 pt icon; newer devices show it at up to 38 pt, so both ends pass.
 ICON_POINTS = (29, 38)
 STRIP_WIDTH = 375
@@ -182,11 +203,14 @@ _OTHER_FORMATS = (
 )
 
 
-def check_images(files: Mapping[str, bytes], style: str | None) -> list[Finding]:
+def check_images(
+    files: Mapping[str, bytes], style: str | None, posters: Collection[str] = ()
+) -> list[Finding]:
     """Every image problem in a package: not a PNG, missing icon, style, sizes, scale pairs.
 
     `style` is the pass style key from pass.json, or None when it is unknown (then the checks
-    that depend on it are skipped rather than guessed).
+    that depend on it are skipped rather than guessed); `posters` the poster layouts newer
+    devices show instead (posterEventTicket, posterGeneric), whose images are used too.
     """
     findings: list[Finding] = []
     sizes: dict[str, tuple[ImageRef, tuple[int, int]]] = {}
@@ -206,7 +230,7 @@ def check_images(files: Mapping[str, bytes], style: str | None) -> list[Finding]
             )
             continue
         sizes[ref.path] = (ref, size)
-        findings.extend(_size_findings(ref, size, style))
+        findings.extend(_size_findings(ref, size, style, bool(posters)))
 
     if not any(ref.name == "icon" for ref in refs):
         findings.append(
@@ -234,7 +258,7 @@ def check_images(files: Mapping[str, bytes], style: str | None) -> list[Finding]
                 )
             )
 
-    findings.extend(_style_findings(refs, style))
+    findings.extend(_style_findings(refs, style, posters))
     findings.extend(_scale_findings(sizes.values()))
     return findings
 
@@ -243,11 +267,14 @@ def _file_name(ref: ImageRef) -> str:
     return f"{ref.name}{'' if ref.scale == 1 else f'@{ref.scale}x'}.png"
 
 
-def _style_findings(refs: list[ImageRef], style: str | None) -> list[Finding]:
+def _style_findings(
+    refs: list[ImageRef], style: str | None, posters: Collection[str]
+) -> list[Finding]:
     if style not in SUPPORTED_IMAGES:
         return []
     findings = []
-    supported = SUPPORTED_IMAGES[style]
+    supported = SUPPORTED_IMAGES[style].union(*(SUPPORTED_IMAGES[p] for p in posters))
+    layout = " or ".join((style, *(p for p in posters if p != style)))
     for ref in refs:
         if ref.name == "personalizationLogo" or ref.name in supported:
             continue
@@ -255,8 +282,8 @@ def _style_findings(refs: list[ImageRef], style: str | None) -> list[Finding]:
             Finding(
                 "warning",
                 ref.path,
-                f"A {style} pass does not show a {ref.name} image; Wallet ignores {ref.path}.",
-                f"Remove {ref.path}; a {style} pass shows only {', '.join(sorted(supported))}.",
+                f"A {layout} pass does not show a {ref.name} image; Wallet ignores {ref.path}.",
+                f"Remove {ref.path}; a {layout} pass shows only {', '.join(sorted(supported))}.",
             )
         )
     names = {ref.name for ref in refs}
@@ -273,7 +300,9 @@ def _style_findings(refs: list[ImageRef], style: str | None) -> list[Finding]:
     return findings
 
 
-def _size_findings(ref: ImageRef, size: tuple[int, int], style: str | None) -> list[Finding]:
+def _size_findings(
+    ref: ImageRef, size: tuple[int, int], style: str | None, poster: bool
+) -> list[Finding]:
     width, height = size
     scale = ref.scale
     points = f"{width / scale:g}x{height / scale:g} pt"
@@ -306,7 +335,11 @@ def _size_findings(ref: ImageRef, size: tuple[int, int], style: str | None) -> l
                 )
             ]
         return []
-    max_width, max_height = (n * scale for n in MAX_POINTS[ref.name])
+    allotted = POSTER_BACKGROUND_POINTS if poster and ref.name == "background" else None
+    allotted = allotted or MAX_POINTS.get(ref.name)
+    if allotted is None:
+        return []
+    max_width, max_height = (n * scale for n in allotted)
     findings = []
     if width > max_width or height > max_height:
         findings.append(

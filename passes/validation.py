@@ -13,11 +13,13 @@ import base64
 import binascii
 import codecs
 import difflib
+import functools
 import ipaddress
 import json
 import re
 import uuid
-from collections.abc import Callable, Mapping
+import zoneinfo
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -78,7 +80,11 @@ class PassInvalid(Exception):
 
 # --- the rules, as data -------------------------------------------------------------------
 
-STYLES = ("boardingPass", "coupon", "eventTicket", "generic", "storeCard")
+LEGACY_STYLES = ("boardingPass", "coupon", "eventTicket", "generic", "storeCard")
+# "Creating a poster generic pass" (iOS 27): posterGeneric goes beside one of the styles above;
+# Wallet shows the poster where it can and the other style on older devices.
+POSTER_STYLES = ("posterGeneric",)
+STYLES = (*LEGACY_STYLES, *POSTER_STYLES)
 REQUIRED_KEYS = (
     "description",
     "formatVersion",
@@ -86,6 +92,43 @@ REQUIRED_KEYS = (
     "passTypeIdentifier",
     "serialNumber",
     "teamIdentifier",
+)
+# iOS 18 poster event tickets: the event guide and menu links; upcoming events (iOS 26) repeat
+# them in their URLs dictionary.
+EVENT_GUIDE_KEYS = (
+    "accessibilityURL",
+    "addOnURL",
+    "bagPolicyURL",
+    "contactVenueEmail",
+    "contactVenuePhoneNumber",
+    "contactVenueWebsite",
+    "directionsInformationURL",
+    "merchandiseURL",
+    "orderFoodURL",
+    "parkingInformationURL",
+    "purchaseParkingURL",
+    "sellURL",
+    "transferURL",
+    "transitInformationURL",
+)
+# iOS 26 semantic boarding passes: the airline and services page ("Creating an airline
+# boarding pass using semantic tags", "Offer additional flight information").
+AIRLINE_SERVICE_KEYS = (
+    "businessChatIdentifier",
+    "changeSeatURL",
+    "entertainmentURL",
+    "managementURL",
+    "purchaseAdditionalBaggageURL",
+    "purchaseLoungeAccessURL",
+    "purchaseWifiURL",
+    "registerServiceAnimalURL",
+    "reportLostBagURL",
+    "requestWheelchairURL",
+    "trackBagsURL",
+    "transitProviderEmail",
+    "transitProviderPhoneNumber",
+    "transitProviderWebsiteURL",
+    "upgradeURL",
 )
 STRING_KEYS = frozenset(
     {
@@ -97,21 +140,12 @@ STRING_KEYS = frozenset(
         "appLaunchURL",
         "logoText",
         "groupingIdentifier",
-        # iOS 18 poster event tickets: the event guide and menu links.
-        "bagPolicyURL",
-        "orderFoodURL",
-        "parkingInformationURL",
-        "directionsInformationURL",
-        "purchaseParkingURL",
-        "merchandiseURL",
-        "transitInformationURL",
-        "accessibilityURL",
-        "addOnURL",
-        "contactVenueEmail",
-        "contactVenuePhoneNumber",
-        "contactVenueWebsite",
-        "transferURL",
-        "sellURL",
+        # Poster event tickets put this one beside the logo instead of logoText.
+        "eventLogoText",
+        # An SF Symbol shown as the logo (apple/pass-builder's Pass.proto).
+        "logoSymbolName",
+        *EVENT_GUIDE_KEYS,
+        *AIRLINE_SERVICE_KEYS,
     }
 )
 BOOLEAN_KEYS = frozenset(
@@ -120,11 +154,11 @@ BOOLEAN_KEYS = frozenset(
         "sharingProhibited",
         "suppressStripShine",
         "suppressHeaderDarkening",
-        "useAutomaticColor",
+        "useAutomaticColors",
     }
 )
 COLOR_KEYS = frozenset(
-    {"backgroundColor", "foregroundColor", "labelColor", "footerBackgroundColor"}
+    {"backgroundColor", "foregroundColor", "labelColor", "footerBackgroundColor", "stripColor"}
 )
 DATE_KEYS = frozenset({"expirationDate", "relevantDate"})
 TRANSIT_TYPES = (
@@ -154,7 +188,11 @@ FIELD_GROUPS = (
     "auxiliaryFields",
     "backFields",
     "additionalInfoFields",
+    "footerFields",
 )
+# Pass Designer (apple/pass-builder) writes an `_id` into every field, seat and featured
+# action of the pass.json it saves; Wallet does not read it, and it does no harm.
+PASS_DESIGNER_ID = "_id"
 FIELD_KEYS = (
     "key",
     "value",
@@ -202,6 +240,40 @@ DATA_DETECTORS = (
 # fields and up to five auxiliary fields."
 FIELD_LIMITS = {"headerFields": 3, "primaryFields": 1, "secondaryFields": 4, "auxiliaryFields": 4}
 BOARDING_FIELD_LIMITS = {**FIELD_LIMITS, "primaryFields": 2, "auxiliaryFields": 5}
+# "A poster generic pass can have a header field, up to four primary fields, two footer
+# fields, back fields, and additional info field."
+POSTER_GENERIC_FIELD_LIMITS = {
+    "headerFields": 1,
+    "primaryFields": 4,
+    "secondaryFields": 0,
+    "auxiliaryFields": 0,
+    "footerFields": 2,
+}
+# Field groups only some layouts show (the poster event ticket is an eventTicket).
+_ONLY_SHOWN_BY = {
+    "additionalInfoFields": ("eventTicket", "posterGeneric"),
+    "footerFields": ("posterGeneric",),
+}
+_POSTER_NAMES = {"eventTicket": "poster event tickets", "posterGeneric": "poster generic passes"}
+_TO_BACK_FIELDS = "Move them to backFields."
+# Defining the metadata of your Wallet Pass, "Add Featured Actions": Wallet shows up to two.
+FEATURED_ACTION_TYPES = (
+    "addToBalance",
+    "bookAppointment",
+    "bookCar",
+    "bookFlight",
+    "bookStay",
+    "call",
+    "listenToMusic",
+    "membershipBenefits",
+    "order",
+    "place",
+    "shop",
+    "viewOffersRewards",
+    "viewSchedule",
+    "watchTrailer",
+)
+MAX_FEATURED_ACTIONS = 2
 STYLE_SCHEMES = ("posterEventTicket", "eventTicket", "boardingPass", "semanticBoardingPass")
 PERSONALIZATION_FIELDS = (
     "PKPassPersonalizationFieldName",
@@ -219,7 +291,27 @@ EVENT_TYPES = (
     "PKEventTypeWorkshop",
     "PKEventTypeSocialGathering",
 )
-# SemanticTags and the iOS 18 additions, by the shape of their value.
+# iOS 26 boarding pass badges (SemanticTags, "Allowed values"); Apple adds values over time,
+# so an unknown one is a warning.
+PASSENGER_CAPABILITIES = (
+    "PKPassengerCapabilityCarryon",
+    "PKPassengerCapabilityLapInfant",
+    "PKPassengerCapabilityPersonalItem",
+    "PKPassengerCapabilityPreboarding",
+    "PKPassengerCapabilityPriorityBoarding",
+)
+SECURITY_PROGRAMS = (
+    "PKTransitSecurityProgramCLEAR",
+    "PKTransitSecurityProgramGlobalEntry",
+    "PKTransitSecurityProgramITD",
+    "PKTransitSecurityProgramITI",
+    "PKTransitSecurityProgramOSS",
+    "PKTransitSecurityProgramTSAPreCheck",
+    "PKTransitSecurityProgramTSAPreCheckTouchlessID",
+)
+# SemanticTags with the iOS 18 and iOS 26 additions, by the kind of their value (see
+# _check_value). Wallet refuses a pass whose semantic value has the wrong type, and ignores
+# a tag it does not know.
 SEMANTIC_TAGS: dict[str, str] = {
     **dict.fromkeys(
         (
@@ -233,10 +325,12 @@ SEMANTIC_TAGS: dict[str, str] = {
             "awayTeamName",
             "boardingGroup",
             "boardingSequenceNumber",
+            "boardingZone",
             "carNumber",
             "confirmationNumber",
             "departureAirportCode",
             "departureAirportName",
+            "departureCityName",
             "departureGate",
             "departureLocationDescription",
             "departurePlatform",
@@ -244,6 +338,7 @@ SEMANTIC_TAGS: dict[str, str] = {
             "departureTerminal",
             "destinationAirportCode",
             "destinationAirportName",
+            "destinationCityName",
             "destinationGate",
             "destinationLocationDescription",
             "destinationPlatform",
@@ -257,6 +352,7 @@ SEMANTIC_TAGS: dict[str, str] = {
             "homeTeamAbbreviation",
             "homeTeamLocation",
             "homeTeamName",
+            "internationalDocumentsVerifiedDeclarationName",
             "leagueAbbreviation",
             "leagueName",
             "membershipProgramName",
@@ -265,6 +361,7 @@ SEMANTIC_TAGS: dict[str, str] = {
             "priorityStatus",
             "securityScreening",
             "sportName",
+            "ticketFareClass",
             "transitProvider",
             "transitStatus",
             "transitStatusReason",
@@ -277,10 +374,23 @@ SEMANTIC_TAGS: dict[str, str] = {
             "venueEntrancePortal",
             "venueName",
             "venuePhoneNumber",
+            "venuePlaceID",
             "venueRegionName",
             "venueRoom",
         ),
         "string",
+    ),
+    # Apple's pages say departure/destinationLocationTimeZone, pass-builder writes
+    # departure/destinationAirportTimeZone; Wallet reads both, and eventTimeZone.
+    **dict.fromkeys(
+        (
+            "departureAirportTimeZone",
+            "departureLocationTimeZone",
+            "destinationAirportTimeZone",
+            "destinationLocationTimeZone",
+            "eventTimeZone",
+        ),
+        "timeZone",
     ),
     **dict.fromkeys(
         (
@@ -302,7 +412,29 @@ SEMANTIC_TAGS: dict[str, str] = {
         ),
         "date",
     ),
-    **dict.fromkeys(("albumIDs", "artistIDs", "performerNames", "playlistIDs"), "strings"),
+    **dict.fromkeys(
+        (
+            "albumIDs",
+            "artistIDs",
+            "loungePlaceIDs",
+            "passengerAirlineSSRs",
+            "passengerInformationSSRs",
+            "passengerServiceSSRs",
+            "performerNames",
+            "playlistIDs",
+        ),
+        "strings",
+    ),
+    **dict.fromkeys(
+        (
+            "departureLocationSecurityPrograms",
+            "destinationLocationSecurityPrograms",
+            "passengerEligibleSecurityPrograms",
+        ),
+        "securityPrograms",
+    ),
+    "passengerCapabilities": "passengerCapabilities",
+    "internationalDocumentsAreVerified": "boolean",
     **dict.fromkeys(("balance", "totalPrice"), "currency"),
     **dict.fromkeys(("departureLocation", "destinationLocation", "venueLocation"), "location"),
     "duration": "number",
@@ -313,8 +445,16 @@ SEMANTIC_TAGS: dict[str, str] = {
     "seats": "seats",
     "wifiAccess": "wifi",
     "eventStartDateInfo": "eventDateInfo",
-    "airplay": "airplay",
+    "airPlay": "airplay",
     "eventType": "eventType",
+}
+# Spellings seen in generators (some from pass-builder's model) that Wallet's own semantics
+# reader does not know, with the tag it does read.
+SEMANTIC_MISSPELLINGS = {
+    "airlineLoungePlaceID": "loungePlaceIDs (a list)",
+    "airplay": "airPlay",
+    "departureAirportSecurityPrograms": "departureLocationSecurityPrograms",
+    "destinationAirportSecurityPrograms": "destinationLocationSecurityPrograms",
 }
 PERSON_NAME_KEYS = ("familyName", "givenName", "middleName", "namePrefix", "nameSuffix", "nickname")
 SEAT_KEYS = (
@@ -344,6 +484,8 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Language IDs as NSBundle names .lproj folders: en, zh-Hans, pt_BR, es-419, zh-Hant-TW.
 _LANGUAGE_ID = re.compile(r"[a-z]{2,3}(?:[-_][A-Z][a-z]{3})?(?:[-_](?:[A-Z]{2}|\d{3}))?")
 _TEAM_ID = re.compile(r"[A-Z0-9]{10}")
+# SF Symbol names: lowercase words and digits joined by dots (figure.walk, 1.circle.fill).
+_SF_SYMBOL = re.compile(r"[a-z0-9]+(?:\.[a-z0-9]+)*")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _DECIMAL = re.compile(r"-?\d+(\.\d+)?")
 _WHERE_NEW_VALUE_GOES = 'Put %@ where the new value goes, for example "Gate changed to %@."'
@@ -386,19 +528,33 @@ def validate_package(files: Mapping[str, bytes]) -> Report:
         )
     else:
         pass_data = _load_json(files["pass.json"], "pass.json", report)
-    style = None
+    style, posters = None, ()
     if pass_data is not None:
         checker = _PassChecker(report, localizations)
         checker.check(pass_data)
-        style = checker.style
+        style, posters = checker.style, checker.posters
 
-    for finding in images.check_images(files, style):
+    for finding in images.check_images(files, style, posters):
         add = report.error if finding.severity == "error" else report.warn
         add(finding.path, finding.message, finding.fix)
 
     _check_personalization(files, pass_data, report)
     _check_unknown_files(files, report)
     return report
+
+
+def style_problem(data: Mapping[str, Any]) -> str | None:
+    """Why the style keys of a pass.json leave Wallet without a layout, or None when they do
+    not: one of LEGACY_STYLES, and posterGeneric beside it (or alone, for iOS 27 only)."""
+    legacy = [key for key in LEGACY_STYLES if key in data]
+    if len(legacy) > 1:
+        return (
+            f"pass.json has {len(legacy)} pass styles ({', '.join(legacy)}); a pass has exactly "
+            "one."
+        )
+    if not legacy and not any(key in data for key in POSTER_STYLES):
+        return "pass.json has no pass style, so Wallet does not know how to lay the pass out."
+    return None
 
 
 def ensure_valid(files: Mapping[str, bytes]) -> Report:
@@ -546,13 +702,21 @@ def _check_enum(report: Report, value: object, allowed: tuple[str, ...], path: s
     return False
 
 
-def _unknown_key(report: Report, path: str, known: tuple[str, ...] | frozenset[str]) -> None:
+def _unknown_key(report: Report, path: str, known: Collection[str]) -> None:
+    key = _leaf(path)
     report.warn(
         path,
-        f"{_leaf(path)} is not a key Apple documents here; Wallet ignores it.",
+        f"{key} is not a key Apple documents here; Wallet ignores it.",
         "Check the spelling (keys are case-sensitive) or remove it."
+        + _did_you_mean(key, known)
         + (f" Known keys: {', '.join(sorted(known))}." if 0 < len(known) <= 16 else ""),
     )
+
+
+def _did_you_mean(key: str, known: Collection[str]) -> str:
+    match = next((name for name in known if name.lower() == key.lower()), None)
+    match = match or next(iter(difflib.get_close_matches(key, known, 1, 0.85)), None)
+    return f" Did you mean {match}?" if match else ""
 
 
 def _load_json(data: bytes, name: str, report: Report) -> object:
@@ -623,7 +787,11 @@ class _PassChecker:
         self.report = report
         # language -> pass.strings table, to read localized change messages.
         self.localizations = localizations
+        # The style older devices show (posterGeneric when it is alone), and the poster
+        # layouts newer ones may show instead: posterGeneric, posterEventTicket.
         self.style: str | None = None
+        self.posters: tuple[str, ...] = ()
+        # Field keys seen in the fields being checked: unique within one layout.
         self.field_keys: dict[str, str] = {}
 
     def check(self, data: object) -> None:
@@ -659,29 +827,37 @@ class _PassChecker:
             elif key in _TOP_LEVEL_CHECKS:
                 _TOP_LEVEL_CHECKS[key](self, value, path, data)
             else:
-                _unknown_key(report, path, ())
+                _unknown_key(report, path, TOP_LEVEL_KEYS)
         self._check_web_service(data)
         self._check_relevance(data)
 
     # top level -----------------------------------------------------------------------
 
     def _check_style_keys(self, data: dict[str, Any]) -> None:
-        present = [key for key in STYLES if key in data]
-        if len(present) == 1:
-            self.style = present[0]
-        elif not present:
-            self.report.error(
-                "$",
-                "pass.json has no pass style, so Wallet does not know how to lay the pass out.",
-                f"Add exactly one of {', '.join(STYLES)} with the pass's fields.",
+        legacy = [key for key in LEGACY_STYLES if key in data]
+        self.posters = tuple(key for key in POSTER_STYLES if key in data)
+        problem = style_problem(data)
+        if problem:
+            fix = (
+                "Keep one style key (posterGeneric may go beside it) and move its fields into it."
+                if legacy
+                else f"Add one of {', '.join(LEGACY_STYLES)} with the pass's fields."
             )
-        else:
-            self.report.error(
+            self.report.error("$", problem, fix)
+            return
+        self.style = legacy[0] if legacy else self.posters[0]
+        if not legacy:
+            self.report.warn(
                 "$",
-                f"pass.json has {len(present)} pass styles ({', '.join(present)}); a pass has "
-                "exactly one.",
-                "Keep one style key and move its fields into it.",
+                f"{self.style} needs iOS 27; older devices cannot show a pass without one of "
+                f"{', '.join(LEGACY_STYLES)} beside it.",
+                f"Add a generic (or storeCard, coupon, eventTicket) dictionary beside {self.style} "
+                "with the same information.",
             )
+        schemes = data.get("preferredStyleSchemes")
+        if self.style == "eventTicket" and isinstance(schemes, list):
+            # Poster event tickets are event tickets that ask for the poster scheme.
+            self.posters += ("posterEventTicket",) if "posterEventTicket" in schemes else ()
 
     def _check_string_key(self, key: str, value: str, path: str, data: dict[str, Any]) -> None:
         report = self.report
@@ -719,6 +895,13 @@ class _PassChecker:
                 f"groupingIdentifier is only for event tickets and boarding passes; a {self.style} "
                 "ignores it.",
                 "Remove groupingIdentifier.",
+            )
+        elif key == "logoSymbolName" and not _SF_SYMBOL.fullmatch(value):
+            report.warn(
+                path,
+                f"{json.dumps(value)} does not look like an SF Symbol name, so Wallet may show no "
+                "logo.",
+                "Copy the symbol's name from the SF Symbols app, like star.circle.fill.",
             )
         elif key == "appLaunchURL" and "associatedStoreIdentifiers" not in data:
             report.warn(
@@ -764,10 +947,25 @@ class _PassChecker:
                 )
 
     def _check_upcoming(self, value: object, path: str, data: dict[str, Any]) -> None:
-        # iOS 26 multi-event entries: checked for shape only; the entry format is still moving.
-        if _expect(self.report, value, "array", path):
-            for index, item in enumerate(value):  # type: ignore[arg-type]
-                _expect(self.report, item, "object", f"{path}[{index}]")
+        """UpcomingPassInformationEntry (iOS 26): the events of a multi-event ticket."""
+        report = self.report
+        if not _expect(report, value, "array", path):
+            return
+        assert isinstance(value, list)
+        for index, item in enumerate(value):
+            item_path = f"{path}[{index}]"
+            if not _expect(report, item, "object", item_path):
+                continue
+            _sub_keys(report, item, item_path, UPCOMING_ENTRY_KEYS, ("identifier", "name", "type"))
+            # Each entry's details view is a layout of its own.
+            self.field_keys = {}
+            for group in ("additionalInfoFields", "backFields"):
+                fields = item.get(group)
+                if isinstance(fields, list):
+                    group_path = _child(item_path, group)
+                    for position, entry_field in enumerate(fields):
+                        self._field("upcoming", group, entry_field, f"{group_path}[{position}]")
+        _unique(report, value, "identifier", path, "upcoming entry")
 
     def _check_relevant_dates(self, value: object, path: str, data: dict[str, Any]) -> None:
         report = self.report
@@ -916,8 +1114,17 @@ class _PassChecker:
             self._barcode(item, f"{path}[{i}]", BARCODE_FORMATS) for i, item in enumerate(value)
         ]
         for index, fmt in enumerate(formats):
+            earlier = [f for f in formats[:index] if f in BARCODE_FORMATS]
             later = formats[index + 1 :]
-            if fmt in IOS27_BARCODE_FORMATS and not any(f in IOS9_BARCODE_FORMATS for f in later):
+            if fmt in IOS27_BARCODE_FORMATS and earlier:
+                # Pass.Barcodes: "The system uses the first displayable barcode for the device."
+                report.warn(
+                    f"{path}[{index}]",
+                    f"{fmt} is never shown: every device shows the first barcode it can, and "
+                    f"{earlier[0]} comes before it.",
+                    f"Put {fmt} first and the older format after it as the fallback.",
+                )
+            elif fmt in IOS27_BARCODE_FORMATS and not any(f in IOS9_BARCODE_FORMATS for f in later):
                 report.warn(
                     f"{path}[{index}]",
                     f"{fmt} needs iOS 27; older devices show no barcode unless another format "
@@ -1088,9 +1295,6 @@ class _PassChecker:
                     report, sub_path, ("message", "encryptionPublicKey", "requiresAuthentication")
                 )
 
-    def _check_semantics_key(self, value: object, path: str, data: dict[str, Any]) -> None:
-        self._semantics(value, path)
-
     # styles and fields ---------------------------------------------------------------
 
     def _check_style(self, style: str, value: object, path: str, data: dict[str, Any]) -> None:
@@ -1098,14 +1302,18 @@ class _PassChecker:
         if not _expect(report, value, "object", path):
             return
         assert isinstance(value, dict)
+        # Keys are unique within one layout: posterGeneric and its fallback style may, and in
+        # Apple's example do, repeat each other's keys.
+        self.field_keys = {}
         for key, sub in value.items():
             sub_path = _child(path, key)
             if key in FIELD_GROUPS:
-                if key == "additionalInfoFields" and style != "eventTicket":
+                shown_by = _ONLY_SHOWN_BY.get(key)
+                if shown_by and style not in shown_by:
                     report.warn(
                         sub_path,
-                        f"Only poster event tickets show additionalInfoFields; a {style} ignores "
-                        "them.",
+                        f"Only {' and '.join(_POSTER_NAMES[s] for s in shown_by)} show {key}; a "
+                        f"{style} ignores them.",
                         "Move these fields to backFields.",
                     )
                 if _expect(report, sub, "array", sub_path):
@@ -1133,7 +1341,10 @@ class _PassChecker:
     def _check_field_counts(
         self, style: str, groups: dict[str, Any], path: str, data: dict[str, Any]
     ) -> None:
-        limits = BOARDING_FIELD_LIMITS if style == "boardingPass" else FIELD_LIMITS
+        limits = {
+            "boardingPass": BOARDING_FIELD_LIMITS,
+            "posterGeneric": POSTER_GENERIC_FIELD_LIMITS,
+        }.get(style, FIELD_LIMITS)
         lists = {k: v for k, v in groups.items() if isinstance(v, list)}
         for group, limit in limits.items():
             fields = lists.get(group, [])
@@ -1150,7 +1361,7 @@ class _PassChecker:
                         _child(path, group), f"{max(over.values())} in one row", limit, group
                     )
             elif len(fields) > limit:
-                self._too_many(_child(path, group), str(len(fields)), limit, group)
+                self._too_many(_child(path, group), str(len(fields)), limit, group, style)
         if style in ("coupon", "storeCard", "generic") and self._square_barcode(data):
             combined = len(lists.get("secondaryFields", [])) + len(lists.get("auxiliaryFields", []))
             if combined > 4:
@@ -1161,7 +1372,12 @@ class _PassChecker:
                     "Move the extra fields to backFields, or use a rectangular barcode (PDF417).",
                 )
 
-    def _too_many(self, path: str, count: str, limit: int, group: str) -> None:
+    def _too_many(self, path: str, count: str, limit: int, group: str, style: str = "") -> None:
+        if limit == 0:
+            self.report.warn(
+                path, f"A {style} does not show {group}; Wallet ignores them.", _TO_BACK_FIELDS
+            )
+            return
         self.report.warn(
             path,
             f"This style shows at most {limit} {group} but the pass has {count}; Wallet drops the "
@@ -1208,10 +1424,12 @@ class _PassChecker:
             elif key in ("ignoresTimeZone", "isRelative"):
                 _expect(report, sub, "boolean", sub_path)
             elif key == "semantics":
-                self._semantics(sub, sub_path)
+                _check_semantics(report, sub, sub_path)
             elif key == "row" and group == "auxiliaryFields":
                 if _expect(report, sub, "integer", sub_path) and sub not in (0, 1):
                     report.error(sub_path, f"row must be 0 or 1, not {sub}.", "Use row 0 or row 1.")
+            elif key == PASS_DESIGNER_ID:
+                _expect(report, sub, "string", sub_path)
             else:
                 _unknown_key(report, sub_path, FIELD_KEYS)
 
@@ -1352,35 +1570,6 @@ class _PassChecker:
                 "Remove dataDetectorTypes from this field, or move the field to backFields.",
             )
 
-    # semantics -----------------------------------------------------------------------
-
-    def _semantics(self, value: object, path: str) -> None:
-        report = self.report
-        if not _expect(report, value, "object", path):
-            return
-        assert isinstance(value, dict)
-        for key, sub in value.items():
-            sub_path = _child(path, key)
-            kind = SEMANTIC_TAGS.get(key)
-            if kind is None:
-                report.warn(
-                    sub_path,
-                    f"{key} is not a semantic tag Apple documents; Wallet ignores it.",
-                    "Check the spelling against Apple's SemanticTags list, or remove it.",
-                )
-            elif kind in _KINDS:
-                _expect(report, sub, kind, sub_path)
-            elif kind == "date":
-                _check_date(report, sub, sub_path)
-            elif kind == "strings":
-                if _expect(report, sub, "array", sub_path):
-                    for index, item in enumerate(sub):
-                        _expect(report, item, "string", f"{sub_path}[{index}]")
-            elif kind == "eventType":
-                _check_enum(report, sub, EVENT_TYPES, sub_path)
-            else:
-                _SEMANTIC_SHAPES[kind](report, sub, sub_path)
-
     # whole-pass rules ----------------------------------------------------------------
 
     def _check_web_service(self, data: dict[str, Any]) -> None:
@@ -1451,11 +1640,20 @@ _TOP_LEVEL_CHECKS: dict[str, Callable[[_PassChecker, object, str, dict[str, Any]
     "barcode": _PassChecker._check_barcode,
     "barcodes": _PassChecker._check_barcodes,
     "nfc": _PassChecker._check_nfc,
-    "semantics": _PassChecker._check_semantics_key,
+    "semantics": lambda checker, value, path, data: _check_semantics(checker.report, value, path),
+    "featuredActions": lambda checker, value, path, data: _check_featured_actions(
+        checker.report, value, path
+    ),
     # Checked together in _check_web_service.
     "webServiceURL": lambda checker, value, path, data: None,
     "authenticationToken": lambda checker, value, path, data: None,
 }
+
+
+# Every top-level key this validator knows, to suggest one for a misspelt key.
+TOP_LEVEL_KEYS = (
+    frozenset(STYLES) | STRING_KEYS | BOOLEAN_KEYS | COLOR_KEYS | DATE_KEYS | set(_TOP_LEVEL_CHECKS)
+)
 
 
 def _ean_check_digit(digits: str) -> str:
@@ -1548,7 +1746,127 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-# --- semantic tag shapes (SemanticTagType) ------------------------------------------------
+# --- values by kind: semantic tags (SemanticTagType), featured actions, upcoming events ------
+
+
+def _check_value(report: Report, value: object, kind: str, path: str) -> None:
+    """Check a value against a kind: a JSON type of _KINDS or a check of _VALUE_CHECKS."""
+    if kind in _KINDS:
+        _expect(report, value, kind, path)
+    else:
+        _VALUE_CHECKS[kind](report, value, path)
+
+
+def _check_semantics(report: Report, value: object, path: str) -> None:
+    if not _expect(report, value, "object", path):
+        return
+    assert isinstance(value, dict)
+    for key, sub in value.items():
+        sub_path = _child(path, key)
+        kind = SEMANTIC_TAGS.get(key)
+        if kind is not None:
+            _check_value(report, sub, kind, sub_path)
+            continue
+        spelling = SEMANTIC_MISSPELLINGS.get(key)
+        if spelling:
+            report.warn(
+                sub_path,
+                f"{key} is not a semantic tag Wallet reads; it ignores it.",
+                f"Wallet reads {spelling} instead.",
+            )
+            continue
+        report.warn(
+            sub_path,
+            f"{key} is not a semantic tag Apple documents; Wallet ignores it.",
+            "Check the spelling against Apple's SemanticTags list, or remove it."
+            + _did_you_mean(key, SEMANTIC_TAGS),
+        )
+
+
+def _of_kind(kind: str) -> Callable[[Report, object, str], None]:
+    def check(report: Report, value: object, path: str) -> None:
+        _check_value(report, value, kind, path)
+
+    return check
+
+
+def _one_of(allowed: tuple[str, ...]) -> Callable[[Report, object, str], None]:
+    """An enumeration Wallet refuses other values of."""
+
+    def check(report: Report, value: object, path: str) -> None:
+        _check_enum(report, value, allowed, path)
+
+    return check
+
+
+def _listed(allowed: tuple[str, ...]) -> Callable[[Report, object, str], None]:
+    """A value from a list Apple grows with new releases: another one is a warning."""
+
+    def check(report: Report, value: object, path: str) -> None:
+        if _expect(report, value, "string", path) and value not in allowed:
+            report.warn(
+                path,
+                f"{json.dumps(value)} is not one of the values Apple lists here; Wallet "
+                "ignores it.",
+                f"Check the spelling (case-sensitive); Apple lists: {', '.join(allowed)}.",
+            )
+
+    return check
+
+
+def _check_time_zone(report: Report, value: object, path: str) -> None:
+    if not _expect(report, value, "string", path):
+        return
+    assert isinstance(value, str)
+    known = _time_zones()
+    # Without a time zone database on this host the name cannot be judged.
+    if known and value not in known:
+        report.error(
+            path,
+            f"{json.dumps(value)} is not a time zone name; Wallet refuses the pass.",
+            "Use an IANA time zone name, like Europe/Paris or America/Los_Angeles.",
+        )
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _check_date_value(report: Report, value: object, path: str) -> None:
+    _check_date(report, value, path)
+
+
+def _check_featured_actions(report: Report, value: object, path: str) -> None:
+    _list_of(_of_kind("featuredAction"))(report, value, path)
+    if not isinstance(value, list):
+        return
+    if len(value) > MAX_FEATURED_ACTIONS:
+        report.warn(
+            path,
+            f"The pass has {len(value)} featured actions; Wallet shows at most "
+            f"{MAX_FEATURED_ACTIONS}.",
+            f"Keep the {MAX_FEATURED_ACTIONS} most useful ones.",
+        )
+    _unique(report, value, "identifier", path, "featured action")
+
+
+def _unique(report: Report, items: list[Any], key: str, path: str, what: str) -> None:
+    """An error for each item whose `key` repeats an earlier item's."""
+    seen: dict[str, str] = {}
+    for index, item in enumerate(items):
+        value = item.get(key) if isinstance(item, dict) else None
+        if not isinstance(value, str):
+            continue
+        item_path = _child(f"{path}[{index}]", key)
+        if value in seen:
+            report.error(
+                item_path,
+                f"The {what} {key} {json.dumps(value)} is already used at {seen[value]}.",
+                f"Give every {what} its own {key}.",
+            )
+        else:
+            seen[value] = item_path
 
 
 def _sub_keys(
@@ -1566,13 +1884,9 @@ def _sub_keys(
         sub_path = _child(path, key)
         kind = kinds.get(key)
         if kind is None:
-            _unknown_key(report, sub_path, frozenset(kinds))
-        elif kind == "date":
-            _check_date(report, value, sub_path)
-        elif kind == "color":
-            _check_color(report, value, sub_path)
+            _unknown_key(report, sub_path, frozenset(kinds) - {PASS_DESIGNER_ID})
         else:
-            _expect(report, value, kind, sub_path)
+            _check_value(report, value, kind, sub_path)
 
 
 def _currency_amount(report: Report, value: object, path: str) -> None:
@@ -1650,11 +1964,28 @@ def _shape(
     return check
 
 
-_SEMANTIC_SHAPES: dict[str, Callable[[Report, object, str], None]] = {
+_VALUE_CHECKS: dict[str, Callable[[Report, object, str], None]] = {
+    "date": _check_date_value,
+    "color": _check_color,
+    "timeZone": _check_time_zone,
+    "strings": _list_of(_of_kind("string")),
+    "integers": _list_of(_of_kind("integer")),
+    "eventType": _one_of(EVENT_TYPES),
+    "passengerCapabilities": _list_of(_listed(PASSENGER_CAPABILITIES)),
+    "securityPrograms": _list_of(_listed(SECURITY_PROGRAMS)),
+    "semantics": _check_semantics,
     "currency": _currency_amount,
     "location": _semantic_location,
     "person": _person_name,
-    "seats": _list_of(_shape({**dict.fromkeys(SEAT_KEYS, "string"), "seatSectionColor": "color"})),
+    "seats": _list_of(
+        _shape(
+            {
+                **dict.fromkeys(SEAT_KEYS, "string"),
+                "seatSectionColor": "color",
+                PASS_DESIGNER_ID: "string",
+            }
+        )
+    ),
     "wifi": _list_of(_shape({"ssid": "string", "password": "string"}, ("ssid", "password"))),
     "eventDateInfo": _shape(
         {
@@ -1666,10 +1997,59 @@ _SEMANTIC_SHAPES: dict[str, Callable[[Report, object, str], None]] = {
         },
         ("date",),
     ),
-    # Spelled both ways in the wild; Apple's page was not available to settle it.
+    # The tag is airPlay (what Wallet's semantics reader accepts); its key is spelled both ways
+    # in the wild and no Apple page settles it.
     "airplay": _list_of(
         _shape({"airplayDeviceGroupToken": "string", "airPlayDeviceGroupToken": "string"})
     ),
+    # apple/pass-builder's Pass.Action; the types from "Defining the metadata of your Wallet
+    # Pass".
+    "featuredActions": _check_featured_actions,
+    "featuredAction": _shape(
+        {
+            "identifier": "string",
+            "type": "featuredActionType",
+            "url": "string",
+            PASS_DESIGNER_ID: "string",
+        },
+        ("identifier", "type"),
+    ),
+    "featuredActionType": _listed(FEATURED_ACTION_TYPES),
+    # UpcomingPassInformationEntry (iOS 26) and its dictionaries; the fields lists are checked
+    # as fields by _PassChecker._check_upcoming.
+    "upcomingEntryType": _one_of(("event",)),
+    "eventGuideURLs": _shape(dict.fromkeys(EVENT_GUIDE_KEYS, "string")),
+    "dateInformation": _shape(
+        {
+            "date": "date",
+            "ignoreTimeComponents": "boolean",
+            "isAllDay": "boolean",
+            "isUnannounced": "boolean",
+            "isUndetermined": "boolean",
+            "timeZone": "timeZone",
+        }
+    ),
+    "upcomingImages": _shape({"headerImage": "remoteImage", "venueMap": "remoteImage"}),
+    "remoteImage": _shape({"URLs": "imageURLs", "reuseExisting": "boolean"}),
+    "imageURLs": _list_of(
+        _shape(
+            {"SHA256": "string", "URL": "string", "scale": "number", "size": "integer"},
+            ("SHA256", "URL"),
+        )
+    ),
+}
+UPCOMING_ENTRY_KEYS = {
+    "identifier": "string",
+    "name": "string",
+    "type": "upcomingEntryType",
+    "URLs": "eventGuideURLs",
+    "additionalInfoFields": "array",
+    "backFields": "array",
+    "auxiliaryStoreIdentifiers": "integers",
+    "dateInformation": "dateInformation",
+    "images": "upcomingImages",
+    "isActive": "boolean",
+    "semantics": "semantics",
 }
 
 
@@ -1793,6 +2173,8 @@ def _check_personalization_json(report: Report, data: object) -> None:
 
 _KNOWN_FILES = frozenset({"pass.json", "personalization.json"})
 _GENERATED_FILES = frozenset({"manifest.json", "signature"})
+# A Pass Designer template (.pkpasstemplate) is a pass folder plus this file.
+TOOLING_FILE = "tooling.json"
 
 
 def _check_unknown_files(files: Mapping[str, bytes], report: Report) -> None:
@@ -1801,6 +2183,13 @@ def _check_unknown_files(files: Mapping[str, bytes], report: Report) -> None:
             continue
         folder, _, base = name.rpartition("/")
         if folder.endswith(".lproj") and "/" not in folder and base == "pass.strings":
+            continue
+        if name == TOOLING_FILE:
+            report.warn(
+                name,
+                f"{name} is Pass Designer's record of the template; Wallet does not read it.",
+                f"Leave {name} out of the pass; it only makes the pass bigger.",
+            )
             continue
         if name in _GENERATED_FILES:
             report.warn(

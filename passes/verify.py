@@ -20,14 +20,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import NameOID
 
+from passes.credentials import APPLE_CA_URL, issued_by
+
 # The same rules the validator applies before signing.
-from passes.validation import REQUIRED_KEYS, STYLES
+from passes.validation import LEGACY_STYLES, REQUIRED_KEYS, STYLES, style_problem
 
 REQUIRED_FILES = ("pass.json", "manifest.json", "signature")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -38,7 +40,6 @@ MAX_UNCOMPRESSED = 64 * 1024 * 1024
 PASS_TYPE_ID_MARKER = x509.ObjectIdentifier("1.2.840.113635.100.6.1.16")
 WWDR_G1_CN = "Apple Worldwide Developer Relations Certification Authority"
 WWDR_G1_EXPIRY = date(2023, 2, 7)
-APPLE_CA_URL = "https://www.apple.com/certificateauthority/"
 
 # DER identifier octets used by CMS.
 _INTEGER, _OCTET_STRING, _OID, _SEQUENCE, _SET = 0x02, 0x04, 0x06, 0x30, 0x31
@@ -584,7 +585,7 @@ def _check_chain(
             f"({PASS_TYPE_ID_MARKER.dotted_string}); use a Pass Type ID certificate from Apple"
         )
 
-    wwdr = next((cert for cert in certificates if _issued_by(signer, cert)), None)
+    wwdr = next((cert for cert in certificates if issued_by(signer, cert)), None)
     if wwdr is None:
         problems.append(
             "the pass certificate is not issued by any WWDR certificate included in the "
@@ -593,15 +594,15 @@ def _check_chain(
         return _results(name, problems, warnings, "")
     if _is_wwdr_g1(wwdr):
         problems.append(
-            "the included WWDR intermediate is G1, which expired on 2023-02-07 and current "
-            f"iOS rejects; sign with the current WWDR (G4) from {APPLE_CA_URL}"
+            f"the included WWDR intermediate is G1, which expired on {WWDR_G1_EXPIRY} and "
+            f"current iOS rejects; sign with the current WWDR (G4) from {APPLE_CA_URL}"
         )
     else:
         _check_validity(wwdr, "WWDR certificate", now, problems, warnings)
 
     root_detail = "WWDR not checked against Apple's root (no trusted root given)"
     if trusted_roots is not None:
-        root = next((cert for cert in trusted_roots if _issued_by(wwdr, cert)), None)
+        root = next((cert for cert in trusted_roots if issued_by(wwdr, cert)), None)
         if root is None:
             problems.append(
                 "the WWDR certificate is not issued by any trusted root; "
@@ -615,14 +616,6 @@ def _check_chain(
         f"{_when(signer.not_valid_after_utc)}; {root_detail}"
     )
     return _results(name, problems, warnings, ok_detail)
-
-
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-        return False
-    return True
 
 
 def _is_wwdr_g1(cert: x509.Certificate) -> bool:
@@ -695,10 +688,14 @@ def _check_pass_json(files: dict[str, bytes] | None) -> tuple[dict[str, Any] | N
         problems.append(f"pass.json lacks required keys: {', '.join(missing)}")
     if "formatVersion" in pass_json and pass_json["formatVersion"] != 1:
         problems.append("formatVersion must be the number 1")
-    styles = [style for style in STYLES if style in pass_json]
-    if len(styles) != 1:
-        problems.append(f"pass.json needs exactly one pass style key, one of {', '.join(STYLES)}")
-    ok_detail = f"valid, with the required keys and style {styles[0] if styles else '?'!r}"
+    style_error = style_problem(pass_json)
+    if style_error:
+        problems.append(
+            f"{style_error.rstrip('.')}; use one of {', '.join(LEGACY_STYLES)} (with "
+            "posterGeneric beside it if you like)"
+        )
+    styles = " and ".join(repr(style) for style in STYLES if style in pass_json)
+    ok_detail = f"valid, with the required keys and style {styles or '?'}"
     return pass_json, _results(name, problems, [], ok_detail)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -142,6 +142,41 @@ def issue(
     return Issued(builder.sign(signer_key, hashes.SHA256()), key)
 
 
+# AlgorithmIdentifier DER of sha256WithRSAEncryption and sha1WithRSAEncryption (NULL
+# parameters); they differ in the OID's last byte only, so swapping keeps every length.
+_SHA256_WITH_RSA = bytes.fromhex("06092a864886f70d01010b0500")
+_SHA1_WITH_RSA = bytes.fromhex("06092a864886f70d0101050500")
+
+
+def signed_with_sha1(issued: Issued, issuer: Issued) -> Issued:
+    """The same certificate signed with sha1WithRSA, as Apple signed pass certificates until
+    about 2020. cryptography no longer signs certificates with SHA-1, so the SHA-256 one is
+    rewritten: both algorithm identifiers swapped, the signature replaced."""
+    der = issued.cert.public_bytes(serialization.Encoding.DER)
+    assert der.count(_SHA256_WITH_RSA) == 2, "expected a SHA-256 RSA certificate"
+    der = der.replace(_SHA256_WITH_RSA, _SHA1_WITH_RSA)
+    tbs = x509.load_der_x509_certificate(der).tbs_certificate_bytes
+    signature = issuer.key.sign(tbs, padding.PKCS1v15(), hashes.SHA1())
+    # The certificate ends with the signature BIT STRING, whose length does not change.
+    der = der[: -len(signature)] + signature
+    return Issued(x509.load_der_x509_certificate(der), issued.key)
+
+
+def make_wwdr(root: Issued, generation: str, **dates: dt.datetime) -> Issued:
+    """A WWDR intermediate of the given generation (G3, G4, ...) under `root`; Apple runs
+    several at once, and each issues some Pass Type ID certificates."""
+    return issue(
+        _name(
+            "Fake Apple Worldwide Developer Relations Certification Authority",
+            ou=generation,
+            o="Fake Apple Inc.",
+        ),
+        root,
+        ca=True,
+        **dates,
+    )
+
+
 def make_chain(
     pass_type_identifier: str = PASS_TYPE_IDENTIFIER,
     team_identifier: str = TEAM_IDENTIFIER,
@@ -151,15 +186,7 @@ def make_chain(
 ) -> FakeAppleChain:
     """A root, a WWDR intermediate and a Pass Type ID certificate shaped like Apple's."""
     root = issue(_name("Fake Apple Root CA", o="Fake Apple Inc."), None, ca=True)
-    wwdr = issue(
-        _name(
-            "Fake Apple Worldwide Developer Relations Certification Authority",
-            ou="G4",
-            o="Fake Apple Inc.",
-        ),
-        root,
-        ca=True,
-    )
+    wwdr = make_wwdr(root, "G4")
     pass_cert = issue(
         _name(
             f"Pass Type ID: {pass_type_identifier}",

@@ -16,8 +16,10 @@ from flask import Flask
 
 from app import database_url
 from passes.credentials import CredentialsError, load_credentials
-from tests.apple_chain import FakeAppleChain, issue, make_chain
+from passes.signing import sign_detached
+from tests.apple_chain import FakeAppleChain, issue, make_chain, make_wwdr
 from tests.conftest import P12_PASSWORD, PUBLIC_URL, SECRET_KEY
+from tests.pkpass_tools import openssl_verify_detached
 
 
 @pytest.mark.parametrize(
@@ -246,7 +248,7 @@ def write_pem(folder: Path, name: str, *parts: bytes) -> str:
         ("key_mismatch", "does not belong to its certificate"),
         ("expired", "expired on"),
         ("not_a_pass_certificate", "not a Pass Type ID certificate"),
-        ("other_wwdr", "did not issue"),
+        ("other_wwdr", "No certificate in WWDR_CERTIFICATE issued"),
         ("missing_wwdr", "WWDR_CERTIFICATE is not"),
         ("unreadable", "cannot be read"),
         ("bad_base64", "not valid base64"),
@@ -330,3 +332,107 @@ def test_certificate_expiring_soon_is_warned_about(
     )
     assert loaded is not None
     assert "expires in" in caplog.text
+
+
+# --- the WWDR intermediate, chosen from several --------------------------------------------
+
+
+def der(*certificates: Any) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return b"".join(certificate.cert.public_bytes(Encoding.DER) for certificate in certificates)
+
+
+@pytest.mark.parametrize("form", ["PEM bundle", "DER back to back", "base64 of DER"])
+def test_the_wwdr_that_issued_the_pass_certificate_is_chosen_from_several(
+    chain: FakeAppleChain,
+    chain_files: dict[str, Path],
+    tmp_path: Path,
+    form: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Apple's G3 and G6 under the same root; only G4 issued this pass certificate.
+    g3, g6 = make_wwdr(chain.root, "G3"), make_wwdr(chain.root, "G6")
+    source: dict[str, str]
+    if form == "PEM bundle":
+        bundle = g3.cert_pem() + chain.wwdr.cert_pem() + g6.cert_pem()
+        source = {"WWDR_CERTIFICATE": write_pem(tmp_path, "wwdr.pem", bundle)}
+    elif form == "DER back to back":
+        (tmp_path / "wwdr.cer").write_bytes(der(g3, g6, chain.wwdr))
+        source = {"WWDR_CERTIFICATE": str(tmp_path / "wwdr.cer")}
+    else:
+        source = {"WWDR_CERTIFICATE_BASE64": base64.b64encode(der(chain.wwdr, g3)).decode()}
+
+    credentials = load_credentials(config(PASS_CERTIFICATE=str(chain_files["pass_pem"]), **source))
+
+    assert credentials is not None
+    assert credentials.wwdr == chain.wwdr.cert
+    assert "WWDR intermediate: 'Fake Apple Worldwide Developer Relations" in caplog.text
+    # The signature carries that intermediate, so the chain reaches Apple's root.
+    signature = sign_detached(b"manifest", credentials)
+    assert (
+        openssl_verify_detached(
+            b"manifest", signature, chain_files["root"], tmp_path / "v"
+        ).returncode
+        == 0
+    )
+
+
+def test_a_pass_certificate_none_of_the_wwdrs_issued_is_refused_naming_the_download(
+    chain: FakeAppleChain, chain_files: dict[str, Path], tmp_path: Path
+) -> None:
+    g3, g5 = make_wwdr(chain.root, "G3"), make_wwdr(chain.root, "G5")
+    wwdr = write_pem(tmp_path, "wwdr.pem", g3.cert_pem() + g5.cert_pem())
+
+    with pytest.raises(CredentialsError) as refused:
+        load_credentials(
+            config(PASS_CERTIFICATE=str(chain_files["pass_pem"]), WWDR_CERTIFICATE=wwdr)
+        )
+
+    message = str(refused.value)
+    assert "issued by 'Fake Apple Worldwide Developer Relations Certification Authority' (G4)" in (
+        message
+    )
+    assert "(G3)" in message and "(G5)" in message
+    assert (
+        "Download AppleWWDRCAG4.cer from https://www.apple.com/certificateauthority/ and add it "
+        "to WWDR_CERTIFICATE" in message
+    )
+
+
+def test_an_expired_issuing_wwdr_is_refused_even_beside_current_ones(
+    chain: FakeAppleChain, tmp_path: Path
+) -> None:
+    old = make_wwdr(
+        chain.root,
+        "G2",
+        not_before=dt.datetime(2015, 1, 1, tzinfo=dt.UTC),
+        not_after=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+    )
+    # A pass certificate that outlives its (fake) intermediate.
+    signer = issue(chain.pass_cert.cert.subject, old, ca=False)
+    wwdr = write_pem(tmp_path, "wwdr.pem", old.cert_pem() + chain.wwdr.cert_pem())
+
+    with pytest.raises(
+        CredentialsError, match="that issued the pass certificate expired on 2025-01-01"
+    ):
+        load_credentials(
+            config(
+                PASS_CERTIFICATE=write_pem(tmp_path, "p.pem", signer.key_pem(), signer.cert_pem()),
+                WWDR_CERTIFICATE=wwdr,
+            )
+        )
+
+
+def test_junk_after_a_der_wwdr_is_refused(
+    chain: FakeAppleChain, chain_files: dict[str, Path], tmp_path: Path
+) -> None:
+    (tmp_path / "wwdr.cer").write_bytes(der(chain.wwdr) + b"\x30\x82\x05")
+
+    with pytest.raises(CredentialsError, match="WWDR_CERTIFICATE is not a certificate"):
+        load_credentials(
+            config(
+                PASS_CERTIFICATE=str(chain_files["pass_pem"]),
+                WWDR_CERTIFICATE=str(tmp_path / "wwdr.cer"),
+            )
+        )

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.serialization.pkcs7 import PKCS7Options
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from passes.verify import Check, VerifyReport, verify_pkpass
-from tests.apple_chain import FakeAppleChain, Issued, issue, make_chain
+from tests.apple_chain import FakeAppleChain, Issued, issue, make_chain, signed_with_sha1
 
 CHECK_NAMES = {
     "zip layout",
@@ -421,6 +421,91 @@ def test_wwdr_g1_intermediate_is_flagged(
     ]
 
 
+G1_EXPIRY = dt.datetime(2023, 2, 7, 21, 48, 47, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="module")
+def sha1_g1_chain(chain: FakeAppleChain) -> tuple[Issued, Issued]:
+    """WWDR G1 and a pass certificate it issued in 2018, both signed with sha1WithRSA."""
+    g1 = signed_with_sha1(
+        issue(
+            subject(
+                "Apple Worldwide Developer Relations Certification Authority",
+                ou="Apple Worldwide Developer Relations",
+            ),
+            chain.root,
+            ca=True,
+            not_before=G1_EXPIRY - dt.timedelta(days=3652),
+            not_after=G1_EXPIRY,
+        ),
+        chain.root,
+    )
+    signer = signed_with_sha1(
+        issue(
+            pass_subject(chain),
+            g1,
+            ca=False,
+            not_before=dt.datetime(2018, 6, 1, tzinfo=dt.UTC),
+            not_after=dt.datetime(2019, 6, 1, tzinfo=dt.UTC),
+            extended_usages=[ExtendedKeyUsageOID.CLIENT_AUTH],
+        ),
+        g1,
+    )
+    assert signer.cert.signature_hash_algorithm is not None
+    assert signer.cert.signature_hash_algorithm.name == "sha1"
+    return g1, signer
+
+
+@pytest.mark.parametrize(
+    "now",
+    [dt.datetime(2019, 1, 15, tzinfo=dt.UTC), None],
+    ids=["when it was made", "today"],
+)
+def test_sha1_pass_certificate_is_seen_as_issued_by_wwdr_g1(
+    chain: FakeAppleChain, sha1_g1_chain: tuple[Issued, Issued], now: dt.datetime | None
+) -> None:
+    g1, signer = sha1_g1_chain
+    files = signed_files(chain, signer=signer, wwdr=g1.cert)
+
+    # The fake root is younger than the 2019 pass; today the root also checks G1's SHA-1.
+    roots = [chain.root.cert] if now is None else None
+    report = verify_pkpass(zip_pass(files), trusted_roots=roots, now=now)
+
+    assert only_failures(report) == {"certificate chain"}
+    details = [check.detail for check in failures(report, "certificate chain")]
+    assert "not issued by any WWDR" not in " ".join(details)
+    g1_expired = (
+        "the included WWDR intermediate is G1, which expired on 2023-02-07 and current iOS "
+        "rejects; sign with the current WWDR (G4) from https://www.apple.com/certificateauthority/"
+    )
+    if now is None:
+        assert details == [
+            "the pass certificate expired on 2019-06-01 00:00 UTC; get a new one and sign again",
+            g1_expired,
+        ]
+    else:
+        assert details == [g1_expired]
+
+
+def test_sha1_certificate_from_another_issuer_key_is_not_issued_by_it(
+    chain: FakeAppleChain, other_chain: FakeAppleChain, sha1_g1_chain: tuple[Issued, Issued]
+) -> None:
+    g1, _ = sha1_g1_chain
+    # Same names as the real G1 signer, but signed by a stranger's key.
+    impostor = signed_with_sha1(
+        issue(pass_subject(chain), g1, ca=False), Issued(g1.cert, other_chain.wwdr.key)
+    )
+    files = signed_files(chain, signer=impostor, wwdr=g1.cert)
+
+    report = verify_pkpass(zip_pass(files), trusted_roots=[chain.root.cert])
+
+    assert [check.detail for check in failures(report, "certificate chain")] == [
+        "the pass certificate is not issued by any WWDR certificate included in the "
+        "signature; include Apple's current WWDR intermediate (G4, "
+        "https://www.apple.com/certificateauthority/)"
+    ]
+
+
 def test_ecdsa_signer_is_accepted_and_checked(chain: FakeAppleChain) -> None:
     signer = issue(
         pass_subject(chain), chain.wwdr, ca=False, key=ec.generate_private_key(ec.SECP256R1())
@@ -565,8 +650,9 @@ def test_pass_json_without_required_keys_fails(chain: FakeAppleChain) -> None:
 
     assert details == [
         "pass.json lacks required keys: serialNumber",
-        "pass.json needs exactly one pass style key, one of boardingPass, coupon, eventTicket, "
-        "generic, storeCard",
+        "pass.json has no pass style, so Wallet does not know how to lay the pass out; use one of "
+        "boardingPass, coupon, eventTicket, generic, storeCard (with posterGeneric beside it if "
+        "you like)",
     ]
 
 
