@@ -773,19 +773,19 @@ def print_summary(
         "efficiency = phones current per CPU second of ours (web + pushing + PostgreSQL)\n"
         "           / phones per CPU second of the baseline (bare requests, plus one RSA-2048 "
         "signature per changed pass)\n"
-        "web capacity = cores / web CPU seconds per phone; time ratio = seconds / (phones / "
-        "web capacity)\n"
-        "  (so the time ratio is 1 / the share of the cores the web tier had, on average, from "
-        "the commit to the last phone;\n   on one machine the rest goes to PostgreSQL, the "
-        "pushers, this process and anything else running)\n"
+        "capacity = cores / CPU seconds per phone of everything the cycle runs (web, pushing,\n"
+        "  PostgreSQL, PgBouncer, and this process's phones and APNs stand-in, which share the\n"
+        "  machine here); time ratio = seconds / (phones / capacity), i.e. 1 / how busy the\n"
+        "  cores were with the cycle: above 1, time went by with cores idle (pacing too slow)\n"
+        "  or busy with something else\n"
     )
     print(
         "| scenario    | via       | phones | current | seconds | failed | p99 s | ours ms/phone "
-        "| baseline ms/phone | efficiency | web capacity, phones/s | time ratio |"
+        "| baseline ms/phone | efficiency | capacity, phones/s | time ratio |"
     )
     print(
         "|-------------|-----------|-------:|--------:|--------:|-------:|------:|--------------:"
-        "|------------------:|-----------:|-----------------------:|-----------:|"
+        "|------------------:|-----------:|-------------------:|-----------:|"
     )
     verdicts = []
     for result in results:
@@ -793,15 +793,17 @@ def print_summary(
         ours = result.ours_cpu / phones
         bare = baseline.cpu_per_phone + (result.changed_passes / phones) / signs_per_cpu_second
         efficiency = bare / ours if ours else float("nan")
-        web_per_phone = result.cpu(WEB) / phones
-        capacity = cores / web_per_phone if web_per_phone else float("inf")
+        cycle_per_phone = (
+            result.ours_cpu + result.cpu(PGBOUNCER) + result.cpu(BENCH_PROCESS)
+        ) / phones
+        capacity = cores / cycle_per_phone if cycle_per_phone else float("inf")
         time_ratio = result.seconds / (result.phones / capacity)
         p99 = result.stats.percentile(0.99)
         print(
             f"| {result.scenario:<11} | {result.via:<9} | {result.phones:6d} | "
             f"{result.current:7d} | {result.seconds:7.1f} | {result.failed:6d} | {p99:5.2f} | "
             f"{1000 * ours:13.3f} | {1000 * bare:17.3f} | {efficiency:10.2f} | "
-            f"{capacity:22.0f} | {time_ratio:10.2f} |"
+            f"{capacity:18.0f} | {time_ratio:10.2f} |"
         )
         goals = {
             "every phone current": result.current == result.phones,
