@@ -67,8 +67,12 @@ class ApnsSettings:
     url: str = PRODUCTION_URL  # passes always use production
     ca_file: str | None = None  # trust another server (tests, staging); None = system store
     # Our own cap; the effective one is min(this, the server's SETTINGS_MAX_CONCURRENT_STREAMS).
-    max_streams: int = 1000
-    max_connections: int = 4  # opened only while every open connection is saturated
+    # h2 walks every stream of a connection to count the open ones before it opens another,
+    # so a push costs more the more streams share its connection: at 1,000 that walk took
+    # over a third of the sender's CPU, at 100 a few percent (BENCHMARKS.md). More
+    # connections of fewer streams each keep as many pushes in flight.
+    max_streams: int = 100
+    max_connections: int = 10  # opened only while every open connection is saturated
     max_attempts: int = 5  # per token, for 429, 5xx and lost connections
     backoff_base: float = 0.5  # seconds; exponential with full jitter
     backoff_cap: float = 30.0

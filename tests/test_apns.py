@@ -25,6 +25,11 @@ def outcomes(results: list[PushResult]) -> Counter[Outcome]:
     return Counter(result.outcome for result in results)
 
 
+def one_connection(settings: ApnsSettings) -> ApnsSettings:
+    """Every push on one connection at a time, so what happens to it happens to all."""
+    return replace(settings, max_connections=1)
+
+
 def test_push_is_an_empty_background_post_with_apple_headers(
     apns_server: FakeApns, apns_settings: ApnsSettings, apns_chain: FakeAppleChain
 ) -> None:
@@ -177,7 +182,7 @@ def test_dropped_connection_resends_every_unanswered_push(
     batch = tokens(600)
     apns_server.drop_after(150)
 
-    results = send_batch(batch, apns_settings)
+    results = send_batch(batch, one_connection(apns_settings))
 
     assert [r.token for r in results] == batch
     assert outcomes(results) == {Outcome.SENT: 600}
@@ -193,7 +198,7 @@ def test_goaway_resends_only_the_streams_the_server_did_not_process(
     batch = tokens(600)
     apns_server.goaway_after(150)
 
-    results = send_batch(batch, apns_settings)
+    results = send_batch(batch, one_connection(apns_settings))
 
     assert outcomes(results) == {Outcome.SENT: 600}
     requests = apns_server.requests
@@ -209,7 +214,7 @@ def test_goaway_refusing_the_certificate_stops_the_batch(
     apns_server.goaway_after(20, reason="BadCertificateEnvironment")
 
     with pytest.raises(CertificateRejected) as raised:
-        send_batch(tokens(300), apns_settings)
+        send_batch(tokens(300), one_connection(apns_settings))
 
     assert raised.value.reason == "BadCertificateEnvironment"
     assert apns_server.connections == 1
@@ -299,7 +304,7 @@ def test_a_header_table_resized_by_the_server_is_honoured(
     # using the old table would break the server's HPACK decoder and lose the connection.
     apns_server.resize_header_table_after(20, size)
 
-    results = send_batch(tokens(300), apns_settings)
+    results = send_batch(tokens(300), one_connection(apns_settings))
 
     assert outcomes(results) == {Outcome.SENT: 300}
     assert apns_server.connections == 1
