@@ -118,8 +118,8 @@ def config_from_environment(instance_path: str) -> dict[str, Any]:
         "SESSION_COOKIE_SECURE": bool(public_url and public_url.startswith("https://")),
         "APNS_URL": env.get("APNS_URL", "https://api.push.apple.com"),
         "APNS_CA_FILE": env.get("APNS_CA_FILE"),
-        "APNS_MAX_STREAMS": number_setting(env, "APNS_MAX_STREAMS", 1000, minimum=1),
-        "APNS_MAX_CONNECTIONS": number_setting(env, "APNS_MAX_CONNECTIONS", 4, minimum=1),
+        "APNS_MAX_STREAMS": number_setting(env, "APNS_MAX_STREAMS", 100, minimum=1),
+        "APNS_MAX_CONNECTIONS": number_setting(env, "APNS_MAX_CONNECTIONS", 10, minimum=1),
         # First retry of a 429/5xx within about this many seconds, doubling each time.
         "APNS_BACKOFF_SECONDS": number_setting(env, "APNS_BACKOFF_SECONDS", 0.5),
         # inline: push from the web process right after a change (no worker needed);

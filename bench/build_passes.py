@@ -274,7 +274,7 @@ def stage_breakdown(pass_: Any, seconds: float) -> list[tuple[str, float]]:
         ("assemble (template merge, pass.json, token)", lambda: store._assemble(pass_)),
         ("make_manifest (SHA-1 of new files, JSON)", lambda: make_manifest(files, digests)),
         ("sign_detached (PKCS#7, RSA-2048)", lambda: sign_detached(manifest, credentials)),
-        ("zip_files (11 entries, written directly)", lambda: zip_files(package)),
+        ("zip_files (11 entries, zipfile, stored)", lambda: zip_files(package)),
         ("build_pkpass (all of the above together)", lambda: store.build_pkpass(pass_)),
     ]
     return [(label, 1000 / rate(work, seconds).cpu) for label, work in steps]

@@ -4,15 +4,14 @@ Wallet's protocol: POST `{}` to `/3/device/<pushToken>` on api.push.apple.com wi
 Type ID certificate as the TLS client certificate; the device then asks our web service
 which serial numbers changed.
 
-We drive the `h2` library over asyncio TLS connections instead of using httpx: on one core
-httpx's HTTP/2 request path managed ~500-900 pushes/s against a local nginx, this ~7,000/s
-(bench/push_sender.py, BENCHMARKS.md).
+We drive the `h2` library over asyncio TLS connections instead of using httpx: against a
+local nginx, httpx's HTTP/2 request path sent about a tenth as many pushes per CPU-second
+(bench/push_sender.py, BENCHMARKS.md). Only h2's public API is used.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import logging
 import os
@@ -22,10 +21,9 @@ import ssl
 import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 from urllib.parse import urlsplit
 
 import h2.config
@@ -33,7 +31,6 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
-import hpack
 from hpack import NeverIndexedHeaderTuple
 
 log = logging.getLogger(__name__)
@@ -70,8 +67,12 @@ class ApnsSettings:
     url: str = PRODUCTION_URL  # passes always use production
     ca_file: str | None = None  # trust another server (tests, staging); None = system store
     # Our own cap; the effective one is min(this, the server's SETTINGS_MAX_CONCURRENT_STREAMS).
-    max_streams: int = 1000
-    max_connections: int = 4  # opened only while every open connection is saturated
+    # h2 walks every stream of a connection to count the open ones before it opens another,
+    # so a push costs more the more streams share its connection: at 1,000 that walk took
+    # over a third of the sender's CPU, at 100 a few percent (BENCHMARKS.md). More
+    # connections of fewer streams each keep as many pushes in flight.
+    max_streams: int = 100
+    max_connections: int = 10  # opened only while every open connection is saturated
     max_attempts: int = 5  # per token, for 429, 5xx and lost connections
     backoff_base: float = 0.5  # seconds; exponential with full jitter
     backoff_cap: float = 30.0
@@ -104,17 +105,6 @@ class CertificateRejected(Exception):
         super().__init__(f"APNs rejected the certificate: {reason}")
         self.reason = reason
         self.results = results
-
-
-async def push_all(tokens: Iterable[str], settings: ApnsSettings) -> list[PushResult]:
-    """Push to every distinct token over fresh connections; one result per distinct token."""
-    async with ApnsClient(settings) as client:
-        return await client.push(tokens)
-
-
-def send_pushes(tokens: Sequence[str], settings: ApnsSettings) -> list[PushResult]:
-    """Synchronous `push_all`, for code that has no event loop (views, CLI commands)."""
-    return asyncio.run(push_all(tokens, settings))
 
 
 def token_prefix(token: str) -> str:
@@ -303,85 +293,8 @@ _H2_CONFIG = h2.config.H2Configuration(
     validate_outbound_headers=False,
     normalize_outbound_headers=False,
     validate_inbound_headers=False,
+    normalize_inbound_headers=False,
 )
-
-
-class _RequestEncoder(hpack.Encoder):
-    """HPACK for our requests: the same headers every time, except the never-indexed :path.
-
-    hpack encodes each header of each request afresh, about 24 µs per push, a tenth of the
-    worker's CPU (bench/push_worker.py). Once the first request has put the constant headers
-    in the dynamic table, every later block is the same prefix and suffix around a literal
-    :path, so we keep those bytes and only write the path. They stay right while the table
-    is unchanged: any other header list, or a table size change from the server's SETTINGS,
-    goes through hpack and renews them.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._constant: tuple[tuple[bytes, bytes], ...] | None = None
-        self._prefix = self._suffix = b""
-
-    def encode(self, headers: Any, huffman: bool = True) -> bytes:
-        path_at = _path_index(headers)
-        if path_at is None:
-            self._constant = None
-            return super().encode(headers, huffman)
-        constant = tuple(headers[:path_at]) + tuple(headers[path_at + 1 :])
-        if constant == self._constant and not self.header_table.resized:
-            path = headers[path_at][1]
-            # Literal never indexed, name = static entry 4 (:path), raw value (RFC 7541 6.2.3).
-            return self._prefix + b"\x14" + _hpack_length(len(path)) + path + self._suffix
-        block = super().encode(headers, huffman)
-        self._remember(constant, headers[:path_at], headers[path_at + 1 :], huffman)
-        return block
-
-    def _remember(self, constant: Any, before: Any, after: Any, huffman: bool) -> None:
-        # Encode the constants again on a copy of the table the peer's decoder now has: the
-        # bytes are right to repeat if decoding them leaves that table as it is (a table too
-        # small to hold our headers may not).
-        probe = hpack.Encoder()
-        probe.header_table = copy.deepcopy(self.header_table)
-        self._prefix, self._suffix = probe.encode(before, huffman), probe.encode(after, huffman)
-        unchanged = probe.header_table.dynamic_entries == self.header_table.dynamic_entries
-        self._constant = constant if unchanged else None
-
-
-def _path_index(headers: Any) -> int | None:
-    """Where the single never-indexed :path header is, if the list has exactly that."""
-    if not isinstance(headers, list):
-        return None
-    found = [i for i, header in enumerate(headers) if header[0] == b":path"]
-    if len(found) != 1 or not isinstance(headers[found[0]], NeverIndexedHeaderTuple):
-        return None
-    return found[0]
-
-
-def _hpack_length(length: int) -> bytes:
-    """An HPACK string length with the Huffman bit clear (RFC 7541 5.1, 7-bit prefix)."""
-    return bytes(hpack.hpack.encode_integer(length, 7))
-
-
-class _H2Connection(h2.connection.H2Connection):
-    """h2 walks every stream to count the open ones before each new request; with hundreds in
-    flight that walk took most of the CPU time. We already know the count (our stream table),
-    so the walk, which also forgets closed streams, only runs once every PRUNE_EVERY streams."""
-
-    PRUNE_EVERY = 1000
-
-    def __init__(self, streams: dict[int, _Stream]) -> None:
-        super().__init__(_H2_CONFIG)
-        self.encoder = _RequestEncoder()
-        self._tracked = streams
-        self._until_prune = self.PRUNE_EVERY
-
-    @property
-    def open_outbound_streams(self) -> int:
-        self._until_prune -= 1
-        if self._until_prune <= 0:
-            self._until_prune = self.PRUNE_EVERY
-            return super().open_outbound_streams
-        return len(self._tracked)
 
 
 class _Connection(asyncio.Protocol):
@@ -396,7 +309,7 @@ class _Connection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._streams: dict[int, _Stream] = {}
-        self._h2 = _H2Connection(self._streams)
+        self._h2 = h2.connection.H2Connection(_H2_CONFIG)
         self._transport: asyncio.Transport | None = None
         self._own_limit = max_streams
         self._limit = 0  # no requests until the server's SETTINGS arrive

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import struct
-import zlib
+import zipfile
 from collections.abc import Mapping
 
 from cryptography.hazmat.primitives import hashes
@@ -45,61 +45,25 @@ def sign_detached(data: bytes, credentials: PassCredentials) -> bytes:
     )
 
 
-# A fixed timestamp (2020-01-01 00:00, in DOS format) keeps builds of one version identical.
-_DOS_DATE = (2020 - 1980) << 9 | 1 << 5 | 1
-_DOS_TIME = 0
-_UTF8_NAMES = 0x0800
-_UNIX_FILE = 0o100644 << 16
+# zipfile stamps entries with the current time; a fixed one keeps builds of one version
+# identical, whichever process builds them and when.
+_FIXED_DATE_TIME = (2020, 1, 1, 0, 0, 0)
 
 
 def zip_files(files: Mapping[str, bytes]) -> bytes:
     """A zip of `files`, every entry stored uncompressed.
 
-    Written directly (PKWARE APPNOTE 4.3.7, 4.3.12, 4.3.16) because zipfile's per-entry
-    machinery cost more than the RSA signature; the images inside are already compressed,
-    so storing costs a few kilobytes at most. Wallet reads stored entries like any other.
+    Stored, not deflated: the images and the signature inside are compressed already, so
+    deflating would spend CPU on every build to save about a kilobyte of JSON and strings.
     """
-    local_parts: list[bytes] = []
-    central_parts: list[bytes] = []
-    offset = 0
-    for name, content in files.items():
-        encoded = name.encode()
-        crc = zlib.crc32(content)
-        size = len(content)
-        local = struct.pack(
-            "<IHHHHHIIIHH", 0x04034B50, 20, _UTF8_NAMES, 0, _DOS_TIME, _DOS_DATE,
-            crc, size, size, len(encoded), 0,
-        )  # fmt: skip
-        central_parts.append(
-            struct.pack(
-                "<IHHHHHHIIIHHHHHII",
-                0x02014B50,
-                3 << 8 | 20,
-                20,
-                _UTF8_NAMES,
-                0,
-                _DOS_TIME,
-                _DOS_DATE,
-                crc,
-                size,
-                size,
-                len(encoded),
-                0,
-                0,
-                0,
-                0,
-                _UNIX_FILE,
-                offset,
-            )  # fmt: skip
-            + encoded
-        )
-        local_parts += (local, encoded, content)
-        offset += len(local) + len(encoded) + size
-    central = b"".join(central_parts)
-    end = struct.pack(
-        "<IHHHHIIH", 0x06054B50, 0, 0, len(files), len(files), len(central), offset, 0
-    )
-    return b"".join(local_parts) + central + end
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in files.items():
+            entry = zipfile.ZipInfo(name, date_time=_FIXED_DATE_TIME)
+            entry.compress_type = zipfile.ZIP_STORED
+            entry.external_attr = 0o644 << 16  # rw-r--r-- when unpacked
+            archive.writestr(entry, content)
+    return buffer.getvalue()
 
 
 def sign_package(

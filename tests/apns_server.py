@@ -11,6 +11,7 @@ Use the fixtures (`apns_chain`, `apns_server`, `apns_settings`) or `FakeApns(cha
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
@@ -19,7 +20,7 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -29,9 +30,10 @@ import h2.events
 import h2.exceptions
 import h2.settings
 import pytest
+from hpack import NeverIndexedHeaderTuple
 from hyperframe.frame import GoAwayFrame
 
-from passes.apns import ApnsSettings
+from passes.apns import ApnsClient, ApnsSettings, PushResult
 from tests.apple_chain import FakeAppleChain, Issued, make_chain, make_server_certificate
 
 
@@ -55,6 +57,7 @@ class RecordedRequest:
     body: bytes
     client_uid: str | None  # UID in the client certificate's subject: the pass type id
     answered: Reply | None  # None when the server never answered (dropped, GOAWAY)
+    never_indexed: frozenset[str] = frozenset()  # headers the client kept out of HPACK tables
 
     @property
     def token(self) -> str:
@@ -260,6 +263,7 @@ class FakeApns:
 @dataclass
 class _Incoming:
     headers: dict[bytes, bytes]
+    never_indexed: frozenset[str]
     body: bytearray = field(default_factory=bytearray)
 
 
@@ -326,7 +330,12 @@ class _ServerConnection:
             return
         for event in events:
             if isinstance(event, h2.events.RequestReceived):
-                self.incoming[event.stream_id] = _Incoming(dict(event.headers))
+                never_indexed = frozenset(
+                    header[0].decode()
+                    for header in event.headers
+                    if isinstance(header, NeverIndexedHeaderTuple)
+                )
+                self.incoming[event.stream_id] = _Incoming(dict(event.headers), never_indexed)
                 self.server._opened(len(self.incoming))
             elif isinstance(event, h2.events.DataReceived):
                 self.incoming[event.stream_id].body += event.data
@@ -348,6 +357,7 @@ class _ServerConnection:
             body=bytes(incoming.body),
             client_uid=self.client_uid,
             answered=None,
+            never_indexed=incoming.never_indexed,
         )
         fired = self.server._record(request)
         if self.ending is not None:
@@ -418,6 +428,16 @@ def _server_certificate(chain: FakeAppleChain) -> Issued:
     if id(chain) not in _server_certs:
         _server_certs[id(chain)] = (chain, make_server_certificate(chain, ["127.0.0.1"]))
     return _server_certs[id(chain)][1]
+
+
+def send_batch(tokens: Iterable[str], settings: ApnsSettings) -> list[PushResult]:
+    """Push one batch over a fresh client, as a caller without an event loop would."""
+
+    async def send() -> list[PushResult]:
+        async with ApnsClient(settings) as client:
+            return await client.push(tokens)
+
+    return asyncio.run(send())
 
 
 @pytest.fixture(scope="session")

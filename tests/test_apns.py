@@ -10,20 +10,10 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-import hpack
 import pytest
-from hpack import NeverIndexedHeaderTuple
 
-from passes.apns import (
-    ApnsClient,
-    ApnsSettings,
-    CertificateRejected,
-    Outcome,
-    PushResult,
-    _RequestEncoder,
-    send_pushes,
-)
-from tests.apns_server import NO_ANSWER, FakeApns, Reply
+from passes.apns import ApnsClient, ApnsSettings, CertificateRejected, Outcome, PushResult
+from tests.apns_server import NO_ANSWER, FakeApns, Reply, send_batch
 from tests.apple_chain import FakeAppleChain, make_chain
 
 
@@ -35,18 +25,25 @@ def outcomes(results: list[PushResult]) -> Counter[Outcome]:
     return Counter(result.outcome for result in results)
 
 
+def one_connection(settings: ApnsSettings) -> ApnsSettings:
+    """Every push on one connection at a time, so what happens to it happens to all."""
+    return replace(settings, max_connections=1)
+
+
 def test_push_is_an_empty_background_post_with_apple_headers(
     apns_server: FakeApns, apns_settings: ApnsSettings, apns_chain: FakeAppleChain
 ) -> None:
     token = "ab" * 32
 
-    results = send_pushes([token], apns_settings)
+    results = send_batch([token], apns_settings)
 
     assert results == [PushResult(token, Outcome.SENT, 200, None)]
     [request] = apns_server.requests
     assert request.method == "POST"
     assert request.path == f"/3/device/{token}"
     assert request.body == b"{}"
+    # Kept out of HPACK's tables on both sides, so a token never outlives its request there.
+    assert request.never_indexed == {":path"}
     assert request.headers["apns-topic"] == apns_chain.pass_type_identifier
     assert request.headers["apns-push-type"] == "background"
     assert request.headers["apns-priority"] == "5"
@@ -58,7 +55,7 @@ def test_push_is_an_empty_background_post_with_apple_headers(
 def test_server_sees_the_pass_certificate_as_client_certificate(
     apns_server: FakeApns, apns_settings: ApnsSettings, apns_chain: FakeAppleChain
 ) -> None:
-    send_pushes(tokens(3), apns_settings)
+    send_batch(tokens(3), apns_settings)
 
     assert {r.client_uid for r in apns_server.requests} == {apns_chain.pass_type_identifier}
 
@@ -72,7 +69,7 @@ def test_unregistered_and_bad_tokens_are_dead(
     apns_server.script(bad, Reply(400, "BadDeviceToken"))
     apns_server.script(other_topic, Reply(400, "DeviceTokenNotForTopic"))
 
-    results = send_pushes([unregistered, expired, bad, other_topic, fine], apns_settings)
+    results = send_batch([unregistered, expired, bad, other_topic, fine], apns_settings)
 
     assert results == [
         PushResult(unregistered, Outcome.DEAD_TOKEN, 410, "Unregistered"),
@@ -90,7 +87,7 @@ def test_other_client_errors_fail_without_retry(
     [token] = tokens(1)
     apns_server.script(token, Reply(400, "BadTopic"))
 
-    assert send_pushes([token], apns_settings) == [
+    assert send_batch([token], apns_settings) == [
         PushResult(token, Outcome.FAILED, 400, "BadTopic")
     ]
     assert len(apns_server.requests) == 1
@@ -100,7 +97,7 @@ def test_503_is_retried_and_ends_sent(apns_server: FakeApns, apns_settings: Apns
     [token] = tokens(1)
     apns_server.script(token, Reply(503, "ServiceUnavailable"), Reply())
 
-    assert send_pushes([token], apns_settings) == [PushResult(token, Outcome.SENT, 200, None)]
+    assert send_batch([token], apns_settings) == [PushResult(token, Outcome.SENT, 200, None)]
     assert [r.answered for r in apns_server.requests] == [Reply(503, "ServiceUnavailable"), Reply()]
 
 
@@ -109,7 +106,7 @@ def test_429_backs_off_until_it_clears(apns_server: FakeApns, apns_settings: Apn
     too_many = Reply(429, "TooManyRequests")
     apns_server.script(token, too_many, too_many, Reply())
 
-    assert send_pushes([token], apns_settings)[0].outcome is Outcome.SENT
+    assert send_batch([token], apns_settings)[0].outcome is Outcome.SENT
     assert len(apns_server.requests) == 3
 
 
@@ -120,7 +117,7 @@ def test_429_that_never_clears_is_left_for_later_after_max_attempts(
     apns_server.script(token, Reply(429, "TooManyRequests"))
     settings = replace(apns_settings, max_attempts=4)
 
-    assert send_pushes([token], settings) == [
+    assert send_batch([token], settings) == [
         PushResult(token, Outcome.RETRY_LATER, 429, "TooManyRequests")
     ]
     assert len(apns_server.requests) == 4
@@ -135,7 +132,7 @@ def test_403_stops_the_batch_and_keeps_the_answers_received(
     settings = replace(apns_settings, max_streams=1, max_connections=1)
 
     with pytest.raises(CertificateRejected) as raised:
-        send_pushes(batch, settings)
+        send_batch(batch, settings)
 
     assert raised.value.reason == "BadCertificate"
     results = raised.value.results
@@ -157,7 +154,7 @@ def test_403_stops_even_with_many_pushes_waiting_for_a_stream(
     started = time.monotonic()
 
     with pytest.raises(CertificateRejected) as raised:
-        send_pushes(batch, settings)
+        send_batch(batch, settings)
 
     # Pushes waiting for a stream are released at once, not when their 30 s timeout expires.
     assert time.monotonic() - started < 10
@@ -172,7 +169,7 @@ def test_unanswered_push_times_out_and_is_retried(
     [token] = tokens(1)
     apns_server.script(token, NO_ANSWER, Reply())
 
-    results = send_pushes([token], replace(apns_settings, timeout=0.3))
+    results = send_batch([token], replace(apns_settings, timeout=0.3))
 
     assert results == [PushResult(token, Outcome.SENT, 200, None)]
     assert [r.answered for r in apns_server.requests] == [None, Reply()]
@@ -185,7 +182,7 @@ def test_dropped_connection_resends_every_unanswered_push(
     batch = tokens(600)
     apns_server.drop_after(150)
 
-    results = send_pushes(batch, apns_settings)
+    results = send_batch(batch, one_connection(apns_settings))
 
     assert [r.token for r in results] == batch
     assert outcomes(results) == {Outcome.SENT: 600}
@@ -201,7 +198,7 @@ def test_goaway_resends_only_the_streams_the_server_did_not_process(
     batch = tokens(600)
     apns_server.goaway_after(150)
 
-    results = send_pushes(batch, apns_settings)
+    results = send_batch(batch, one_connection(apns_settings))
 
     assert outcomes(results) == {Outcome.SENT: 600}
     requests = apns_server.requests
@@ -217,7 +214,7 @@ def test_goaway_refusing_the_certificate_stops_the_batch(
     apns_server.goaway_after(20, reason="BadCertificateEnvironment")
 
     with pytest.raises(CertificateRejected) as raised:
-        send_pushes(tokens(300), apns_settings)
+        send_batch(tokens(300), one_connection(apns_settings))
 
     assert raised.value.reason == "BadCertificateEnvironment"
     assert apns_server.connections == 1
@@ -229,7 +226,7 @@ def test_never_more_streams_than_the_server_allows(
     apns_server.max_concurrent_streams = 10
     settings = replace(apns_settings, max_connections=1)
 
-    results = send_pushes(tokens(300), settings)
+    results = send_batch(tokens(300), settings)
 
     assert outcomes(results) == {Outcome.SENT: 300}
     assert apns_server.max_in_flight == 10
@@ -244,7 +241,7 @@ def test_a_lowered_stream_limit_is_honoured_mid_connection(
     apns_server.limit_streams_after(100, 3)
     settings = replace(apns_settings, max_connections=1)
 
-    results = send_pushes(tokens(600), settings)
+    results = send_batch(tokens(600), settings)
 
     assert outcomes(results) == {Outcome.SENT: 600}
     # The server's h2 refuses streams beyond an acknowledged limit: that would be an error.
@@ -258,7 +255,7 @@ def test_saturated_connections_bring_more_up_to_the_maximum(
     apns_server.max_concurrent_streams = 10
     settings = replace(apns_settings, max_connections=3)
 
-    results = send_pushes(tokens(300), settings)
+    results = send_batch(tokens(300), settings)
 
     assert outcomes(results) == {Outcome.SENT: 300}
     assert apns_server.connections == 3
@@ -281,7 +278,7 @@ def test_one_connection_is_reused_across_batches(
 def test_every_request_carries_its_own_path_and_the_same_headers_across_batches(
     apns_server: FakeApns, apns_settings: ApnsSettings, apns_chain: FakeAppleChain
 ) -> None:
-    # The sender reuses the encoded constant headers; a new batch brings a new expiration.
+    # HPACK sends the constant headers as table references; a new batch brings a new expiration.
     async def two_batches() -> None:
         async with ApnsClient(apns_settings) as client:
             await client.push(tokens(150))
@@ -292,34 +289,11 @@ def test_every_request_carries_its_own_path_and_the_same_headers_across_batches(
     requests = apns_server.requests
     assert sorted(r.token for r in requests) == tokens(300)
     assert {r.path for r in requests} == {f"/3/device/{token}" for token in tokens(300)}
+    assert {r.never_indexed for r in requests} == {frozenset({":path"})}
     assert {r.method for r in requests} == {"POST"}
     assert {(r.headers["apns-topic"], r.headers["apns-push-type"]) for r in requests} == {
         (apns_chain.pass_type_identifier, "background")
     }
-
-
-@pytest.mark.parametrize("size", [0, 60, 120, 200, 4096])
-def test_reused_header_blocks_decode_to_each_requests_headers(size: int) -> None:
-    encoder, decoder = _RequestEncoder(), hpack.Decoder()
-    for number in range(8):
-        if number == 3:  # the server's SETTINGS shrink (or keep) the table mid-connection
-            encoder.header_table_size = decoder.max_allowed_table_size = size
-        expiration = b"1790000000" if number < 6 else b"1790000060"  # a new batch
-        headers = [
-            (b":method", b"POST"),
-            (b":scheme", b"https"),
-            (b":authority", b"api.push.apple.com"),
-            NeverIndexedHeaderTuple(b":path", b"/3/device/%064x" % number),
-            (b"apns-topic", b"pass.com.example.membership"),
-            (b"apns-push-type", b"background"),
-            (b"apns-priority", b"5"),
-            (b"apns-expiration", expiration),
-        ]
-
-        block = encoder.encode(headers)
-
-        assert decoder.decode(block, raw=True) == headers
-        assert decoder.header_table.dynamic_entries == encoder.header_table.dynamic_entries
 
 
 @pytest.mark.parametrize("size", [0, 60, 200])
@@ -330,7 +304,7 @@ def test_a_header_table_resized_by_the_server_is_honoured(
     # using the old table would break the server's HPACK decoder and lose the connection.
     apns_server.resize_header_table_after(20, size)
 
-    results = send_pushes(tokens(300), apns_settings)
+    results = send_batch(tokens(300), one_connection(apns_settings))
 
     assert outcomes(results) == {Outcome.SENT: 300}
     assert apns_server.connections == 1
@@ -344,7 +318,7 @@ def test_tokens_that_are_not_hex_are_refused_without_sending(
     good = "0f" * 32
     bad = ["../../admin", "ab" * 31 + "/x", "zz" * 32, "", "ab" * 32 + "\n", "ab" * 32 + "?a=b"]
 
-    results = send_pushes([*bad, good], apns_settings)
+    results = send_batch([*bad, good], apns_settings)
 
     assert results == [
         *(PushResult(token, Outcome.FAILED, None, "InvalidToken") for token in bad),
@@ -358,7 +332,7 @@ def test_each_distinct_token_is_pushed_once(
 ) -> None:
     first, second = tokens(2)
 
-    results = send_pushes([first, second, first, first], apns_settings)
+    results = send_batch([first, second, first, first], apns_settings)
 
     assert [r.token for r in results] == [first, second]
     assert sorted(r.token for r in apns_server.requests) == [first, second]
@@ -371,7 +345,7 @@ def test_certificate_outside_the_apple_chain_is_refused_by_the_server(
     settings = replace(apns_settings, cert_pem=stranger.cert_pem(), key_pem=stranger.key_pem())
 
     with pytest.raises(CertificateRejected) as raised:
-        send_pushes(tokens(3), settings)
+        send_batch(tokens(3), settings)
 
     assert "ALERT" in raised.value.reason  # the TLS alert, e.g. TLSV1_ALERT_UNKNOWN_CA
     assert {r.outcome for r in raised.value.results} == {Outcome.RETRY_LATER}
@@ -384,7 +358,7 @@ def test_unreachable_server_leaves_pushes_for_later(apns_settings: ApnsSettings)
         port = probe.getsockname()[1]
     settings = replace(apns_settings, url=f"https://127.0.0.1:{port}", max_attempts=2)
 
-    results = send_pushes(tokens(20), settings)
+    results = send_batch(tokens(20), settings)
 
     assert outcomes(results) == {Outcome.RETRY_LATER: 20}
     assert all(r.status is None and r.reason for r in results)
@@ -397,7 +371,7 @@ def test_server_certificate_must_be_trusted(
     other_root.write_bytes(make_chain().root.cert_pem())
     settings = replace(apns_settings, ca_file=str(other_root), max_attempts=1)
 
-    results = send_pushes(tokens(2), settings)
+    results = send_batch(tokens(2), settings)
 
     assert outcomes(results) == {Outcome.RETRY_LATER: 2}
     assert "CERTIFICATE_VERIFY_FAILED" in (results[0].reason or "")
@@ -412,7 +386,7 @@ def test_logs_name_tokens_by_prefix_only_and_never_show_keys(
     apns_server.drop_after(100)
 
     with caplog.at_level(logging.DEBUG, logger="passes.apns"):
-        send_pushes([failing, *others], apns_settings)
+        send_batch([failing, *others], apns_settings)
 
     assert failing[:8] in caplog.text
     assert "1 failed" in caplog.text

@@ -14,8 +14,8 @@ from flask import Flask
 
 from models import Device, PendingPush, PushOutcomeCount, Registration, db, utcnow
 from passes import pushing
-from passes.apns import Outcome, PushResult, send_pushes
-from tests.apns_server import FakeApns, Reply
+from passes.apns import Outcome, PushResult
+from tests.apns_server import FakeApns, Reply, send_batch
 from tests.pushes import LEASE, patch, pending, seed_devices, token
 
 
@@ -135,7 +135,7 @@ def test_an_update_during_sending_is_pushed_again(push_app: Flask, apns: FakeApn
     with push_app.app_context():
         claimed = pushing._claim(db.engine, 10, LEASE)
         patch(push_app, value="second")  # committed while the first push is in flight
-        results = send_pushes(list(claimed.devices_by_token), pushing.apns_settings())
+        results = send_batch(claimed.devices_by_token, pushing.apns_settings())
         pushing._finish(db.engine, claimed, results)
         # The first push may have reached the phone before "second" committed: push again.
         assert pushing.pending_count() == 1

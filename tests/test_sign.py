@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import zipfile
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 
 from models import Pass, db
+from passes.signing import zip_files
 from tests.conftest import Admin
 from tests.pkpass_tools import openssl_verify, pass_json, unzip
 
@@ -47,6 +49,20 @@ def zipped(files: dict[str, bytes]) -> bytes:
 
 def sign(admin: Admin, body: bytes, **query: str) -> object:
     return admin.post("/api/sign", data=body, content_type="application/zip", query_string=query)
+
+
+def test_the_same_files_zip_to_the_same_bytes_whatever_the_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    files = package()
+    monkeypatch.setattr(time, "time", lambda: 1_600_000_000.0)
+    first = zip_files(files)
+    monkeypatch.setattr(time, "time", lambda: 1_700_000_000.0)
+
+    assert zip_files(files) == first
+    with zipfile.ZipFile(io.BytesIO(first)) as archive:
+        assert {entry.filename: archive.read(entry) for entry in archive.infolist()} == files
+        assert {entry.compress_type for entry in archive.infolist()} == {zipfile.ZIP_STORED}
 
 
 @pytest.mark.parametrize("prefix", ["", "Bean There.pass/"])
