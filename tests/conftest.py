@@ -62,6 +62,7 @@ def base_config(chain_files: dict[str, Path], database_uri: str) -> dict[str, An
         "PASS_CERTIFICATE_PASSWORD": P12_PASSWORD,
         "WWDR_CERTIFICATE": str(chain_files["wwdr"]),
         "PUSH_MODE": "off",
+        "PUSH_RATE": 0,  # unpaced unless a test paces it (tests/test_pacing.py)
     }
 
 

@@ -111,12 +111,12 @@ def test_a_bad_numeric_setting_stops_start_up_naming_it(
 def test_numeric_settings_are_read_from_the_environment(
     make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PUSH_RATE", " 250 ")
+    monkeypatch.setenv("APNS_BACKOFF_SECONDS", " 2.5 ")
     monkeypatch.setenv("PUSH_BATCH_SIZE", "500")
     monkeypatch.setenv("APNS_MAX_STREAMS", "")  # empty: the default
     config = make_app().config
-    assert (config["PUSH_RATE"], config["PUSH_BATCH_SIZE"]) == (250.0, 500)
-    assert config["APNS_MAX_STREAMS"] == 1000
+    assert (config["APNS_BACKOFF_SECONDS"], config["PUSH_BATCH_SIZE"]) == (2.5, 500)
+    assert config["APNS_MAX_STREAMS"] == 100
 
 
 def test_the_worker_command_refuses_a_bad_setting_in_one_paragraph() -> None:

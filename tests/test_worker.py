@@ -91,6 +91,7 @@ def start_worker(
             "APNS_CA_FILE": apns.ca_file,
             "PUSH_MODE": "worker",
             "PUSH_POLL_SECONDS": "0.1",
+            "PUSH_RATE": "0",  # unpaced unless a test paces it (tests/test_pacing.py)
             **{name: str(value) for name, value in settings.items()},
         }
         worker = Worker(env, tmp_path / f"worker-{len(workers) + 1}.log")
