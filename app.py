@@ -28,6 +28,7 @@ from passes.building import TemplateStore
 from passes.credentials import CredentialsError, load_credentials
 from passes.errors import register_error_handlers
 from passes.reads import Reads
+from passes.requests import RefuseNul
 
 log = logging.getLogger("passes")
 migrate = Migrate()
@@ -179,7 +180,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         runtime.after_change = pushing.InlinePusher(app)
     app.session_interface = dashboard.SessionOnlyWhenSent()
     app.url_map.merge_slashes = False  # CollapseSlashes handles "//" without a redirect
-    app.wsgi_app = webservice.CollapseSlashes(health.RequestLog(app.wsgi_app))  # type: ignore[method-assign]
+    app.wsgi_app = webservice.CollapseSlashes(  # type: ignore[method-assign]
+        health.RequestLog(RefuseNul(app.wsgi_app))
+    )
     app.register_blueprint(webservice.bp, url_prefix=WEB_SERVICE_PATH)
     app.register_blueprint(admin.bp, url_prefix="/api")
     app.register_blueprint(cli.bp)
