@@ -10,6 +10,7 @@ from typing import Any
 from flask import request
 
 from passes.errors import ValidationError
+from passes.validation import json_limit_problems, nesting_problem
 
 
 def _reject_constant(name: str) -> Any:
@@ -36,9 +37,16 @@ def json_body(max_bytes: int | None = None) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError):
         raise ValidationError("the body is not valid JSON") from None
     except RecursionError:
-        raise ValidationError("the body nests too deeply") from None
+        # Deeper than the json module can read: the shape alone says where.
+        problem = nesting_problem(raw.decode("utf-8", "replace"))
+        path = problem.path if problem else "$"
+        raise ValidationError("the body nests too deeply", path=path) from None
     if not isinstance(parsed, dict):
         raise ValidationError("the body must be a JSON object", path="$")
+    # Refused here, at their path, rather than stored to break a page or a later change.
+    problems = json_limit_problems(parsed)
+    if problems:
+        raise ValidationError(problems[0].message, path=problems[0].path)
     return parsed
 
 
