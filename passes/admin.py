@@ -78,8 +78,7 @@ def create() -> tuple[Response, int]:
         files=store.decode_files(body.get("files")),
         serial_number=body.get("serialNumber"),
     )
-    db.session.commit()
-    return jsonify(describe(pass_, report)), 201
+    return jsonify(_commit(pass_, report)), 201
 
 
 @bp.get("/passes")
@@ -127,9 +126,7 @@ def update(pass_type_id: str, serial_number: str) -> Response:
         data=body.get("pass"),
         files=store.decode_files(body.get("files")),
     )
-    db.session.commit()
-    current_app.extensions["pass_server"].after_change()
-    return jsonify(describe(pass_, report))
+    return _changed(pass_, report)
 
 
 @bp.post(PASS_URL + "/void")
@@ -160,10 +157,24 @@ def _is_iso_datetime(value: str) -> bool:
 
 
 def _change(pass_type_id: str, serial_number: str, data: dict[str, Any]) -> Response:
-    pass_, report = store.update_pass(pass_type_id, serial_number, data=data)
+    return _changed(*store.update_pass(pass_type_id, serial_number, data=data))
+
+
+def _commit(pass_: Pass, report: Report) -> dict[str, Any]:
+    """Commit the change; its description as this transaction made it.
+
+    Described before the commit: read after it, the row may already hold a concurrent
+    change that committed in between, with that change's update tag.
+    """
+    description = describe(pass_, report)
     db.session.commit()
+    return description
+
+
+def _changed(pass_: Pass, report: Report) -> Response:
+    description = _commit(pass_, report)
     current_app.extensions["pass_server"].after_change()
-    return jsonify(describe(pass_, report))
+    return jsonify(description)
 
 
 @bp.post("/bundles")
