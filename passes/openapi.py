@@ -222,8 +222,13 @@ PROBLEM = {
 FILES = {
     "type": ["object", "null"],
     "description": "File name to base64 content; `null` removes the pass's own file.",
-    "propertyNames": {"pattern": _full_pattern(PACKAGE_FILE_NAME)},
-    "additionalProperties": {"type": ["string", "null"], "contentEncoding": "base64"},
+    "patternProperties": {
+        _full_pattern(PACKAGE_FILE_NAME): {"type": ["string", "null"], "contentEncoding": "base64"}
+    },
+    "additionalProperties": {
+        "type": "null",
+        "description": "Any other name can only be removed (a file kept from a signed package).",
+    },
 }
 PARTIAL_PASS = {
     "type": ["object", "null"],

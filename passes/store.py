@@ -20,6 +20,7 @@ from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
 
 from models import (
+    FILE_NAME_LENGTH,
     SERIAL_NUMBER_LENGTH,
     Device,
     Pass,
@@ -118,10 +119,12 @@ def decode_files(files: Any, path: str = "$.files") -> dict[str, bytes | None]:
         raise ValidationError("must be an object of file name to base64 content", path=path)
     decoded: dict[str, bytes | None] = {}
     for name, content in files.items():
-        check_file_name(name, f"{path}.{name}")
         if content is None:
+            # Removing takes any name: a package stored through /api/sign keeps the names
+            # its zip had, which this API would not take for a new file.
             decoded[name] = None
             continue
+        check_file_name(name, f"{path}.{name}")
         if not isinstance(content, str):
             raise ValidationError("must be a base64 string (or null)", path=f"{path}.{name}")
         try:
@@ -170,6 +173,11 @@ def create_pass(
         )
     if template is not None:
         context.runtime().templates.get(template)
+    for name in files or {}:
+        if len(name) > FILE_NAME_LENGTH:  # a signed package's names come from its zip
+            raise ValidationError(
+                f"file names have at most {FILE_NAME_LENGTH} characters", path=name
+            )
     tag = _next_update_tag()
     if find_pass(credentials.pass_type_identifier, serial_number) is not None:
         raise Conflict(f"a pass with serial number {serial_number} already exists")
