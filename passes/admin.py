@@ -83,16 +83,34 @@ def create() -> tuple[Response, int]:
 
 @bp.get("/passes")
 def list_passes() -> Response:
-    """Newest first; `after` takes the last update tag of the previous page."""
-    query = sa.select(Pass).order_by(Pass.update_tag.desc()).limit(_limit())
+    """Newest first, paged by `after`: the previous page's `next`.
+
+    Many passes can share an update tag (`flask passes push --all` gives one to all it
+    touches), so pages are cut on (update tag, id), which is unique: `next` is "TAG.ID".
+    A bare update tag, what `after` took before, still lists the passes older than it.
+    """
+    limit = _limit()
+    query = sa.select(Pass).order_by(Pass.update_tag.desc(), Pass.id.desc()).limit(limit)
     if "after" in request.args:
-        after = whole_number(request.args["after"])
-        if after is None:
-            raise ValidationError("after must be an update tag", path="after")
-        query = query.where(Pass.update_tag < after)
+        tag, dot, pass_id = request.args["after"].partition(".")
+        after_tag = whole_number(tag)
+        after_id = whole_number(pass_id) if dot else None
+        if after_tag is None or (dot and after_id is None):
+            raise ValidationError("after must be the `next` of the previous page", path="after")
+        if after_id is None:
+            query = query.where(Pass.update_tag < after_tag)
+        else:
+            query = query.where(
+                sa.or_(
+                    Pass.update_tag < after_tag,
+                    sa.and_(Pass.update_tag == after_tag, Pass.id < after_id),
+                )
+            )
     passes = db.session.scalars(query).all()
+    last = passes[-1] if len(passes) == limit else None
     return jsonify(
         {
+            "next": f"{last.update_tag}.{last.id}" if last else None,
             "passes": [
                 {
                     "passTypeIdentifier": p.pass_type_identifier,
@@ -102,7 +120,7 @@ def list_passes() -> Response:
                     "updatedAt": p.updated_at.isoformat(),
                 }
                 for p in passes
-            ]
+            ],
         }
     )
 

@@ -301,6 +301,10 @@ SCHEMAS: dict[str, Schema] = {
     "ChangedPass": _pass_description(with_warnings=True),
     "PassList": _object(
         {
+            "next": {
+                "type": ["string", "null"],
+                "description": "`after` for the next page; null on the last one.",
+            },
             "passes": {
                 "type": "array",
                 "items": _object(
@@ -312,7 +316,7 @@ SCHEMAS: dict[str, Schema] = {
                         "updatedAt": DATE_TIME,
                     }
                 ),
-            }
+            },
         }
     ),
     "Registrations": _object(
@@ -668,8 +672,11 @@ def _admin_paths() -> Schema:
             {
                 "name": "after",
                 "in": "query",
-                "description": "The last updateTag of the previous page.",
-                "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+                "description": (
+                    "The previous page's `next`. A bare updateTag (what this took before) "
+                    "lists the passes older than it, skipping any others sharing that tag."
+                ),
+                "schema": {"type": "string", "pattern": "^[0-9]{1,18}(\\.[0-9]{1,18})?$"},
             },
         ],
         security=ADMIN,
