@@ -35,6 +35,8 @@ migrate = Migrate()
 
 HERE = Path(__file__).resolve().parent
 WEB_SERVICE_PATH = "/wallet"
+# Shorter tokens can be guessed; token_urlsafe(32) gives 43 characters.
+MIN_ADMIN_TOKEN_LENGTH = 24
 
 
 class ConfigError(Exception):
@@ -110,6 +112,15 @@ def _check(config: dict[str, Any]) -> None:
             "be a long random value that never changes: set SECRET_KEY (for example "
             "`heroku config:set SECRET_KEY=$(python -c 'import secrets; "
             "print(secrets.token_urlsafe(32))')`), or set APP_ENV=development to run locally."
+        )
+    admin_token = config.get("ADMIN_TOKEN")
+    relaxed = config.get("DEVELOPMENT") or config.get("TESTING")
+    if admin_token and len(admin_token) < MIN_ADMIN_TOKEN_LENGTH and not relaxed:
+        raise ConfigError(
+            f"ADMIN_TOKEN has {len(admin_token)} characters; it opens the admin API and the "
+            f"dashboard, so it must be at least {MIN_ADMIN_TOKEN_LENGTH} random characters: "
+            "set ADMIN_TOKEN to, for example, the output of `python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'`, or unset it to turn the admin API off."
         )
     if not config.get("PUBLIC_URL"):
         raise ConfigError(
