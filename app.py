@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Flask
 from flask_migrate import Migrate
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from models import db
 from passes import (
@@ -22,6 +23,7 @@ from passes import (
     health,
     openapi,
     pushing,
+    throttling,
     webservice,
 )
 from passes.building import TemplateStore
@@ -86,6 +88,12 @@ def config_from_environment(instance_path: str) -> dict[str, Any]:
         # Admin uploads carry base64 images; device bodies have their own, smaller limit.
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 5 * 1024 * 1024)),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        # Where wrong admin tokens are counted (passes/throttling.py): per process by
+        # default; a shared store (redis://...) counts them across workers and dynos.
+        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or "memory://",
+        # Proxies in front that append the client's address to X-Forwarded-For (Heroku's
+        # router: 1). 0 trusts no header: the address is the connection's.
+        "FORWARDED_FOR_PROXIES": int(env.get("FORWARDED_FOR_PROXIES", 0)),
         # The dashboard's session cookie: never sent on cross-site POSTs, HTTPS-only
         # behind HTTPS.
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -159,7 +167,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         _check(app.config)
         push_mode = _push_mode(app.config)
         credentials = load_credentials(app.config)
-    except (ConfigError, CredentialsError) as error:
+        throttling.init_app(app, [admin.bp, dashboard.bp])
+    except (ConfigError, CredentialsError, throttling.StorageUnusable) as error:
         # One readable paragraph, not a traceback. Exit status 3 is gunicorn's "worker
         # failed to boot": the master stops instead of restarting workers forever.
         print(f"\nCannot start: {error}\n", file=sys.stderr)
@@ -191,6 +200,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         runtime.after_change = pushing.InlinePusher(app)
     app.session_interface = dashboard.SessionOnlyWhenSent()
     app.url_map.merge_slashes = False  # CollapseSlashes handles "//" without a redirect
+    if app.config["FORWARDED_FOR_PROXIES"]:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=app.config["FORWARDED_FOR_PROXIES"], x_proto=0, x_host=0
+        )
     app.wsgi_app = webservice.CollapseSlashes(  # type: ignore[method-assign]
         health.RequestLog(RefuseNul(app.wsgi_app))
     )

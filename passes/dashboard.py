@@ -327,6 +327,12 @@ def api_error(error: ApiError) -> tuple[str, int]:
     return render_template("dashboard/error.html", message=error.message), error.status
 
 
+@bp.errorhandler(429)
+def too_many_wrong_tokens(error: HTTPException) -> tuple[str, int]:
+    """Throttled (passes/throttling.py): the sign-in page, saying why it refuses for now."""
+    return render_template("dashboard/login.html", error=error.description), 429
+
+
 @bp.errorhandler(HTTPException)
 def http_error(error: HTTPException) -> tuple[str, int]:
     message = error.description or error.name

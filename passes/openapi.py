@@ -155,6 +155,10 @@ def _admin_errors(*, pass_in_path: bool = False, reads_body: bool = False) -> Sc
     errors = {
         "401": _error("Missing or wrong `Authorization: Bearer` token.", UNAUTHORIZED_HEADERS),
         "403": _error("The admin API is disabled: ADMIN_TOKEN is not set."),
+        "429": _error(
+            "Too many wrong tokens from this address (10 a minute): every admin request from "
+            "it waits until the minute has passed."
+        ),
     }
     if pass_in_path:
         errors["404"] = _error("No such pass.")
