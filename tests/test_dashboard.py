@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from models import DeviceLogEntry, Pass, PendingPush, PushOutcomeCount, db
+from models import DashboardSession, DeviceLogEntry, Pass, PendingPush, PushOutcomeCount, db
 from passes import dashboard
 from tests.conftest import ADMIN_TOKEN, Admin
 from tests.test_webservice import PUSH_TOKEN, register
@@ -108,6 +108,35 @@ def test_sign_out_ends_the_session(signed_in: FlaskClient) -> None:
     page = signed_in.get("/admin/").get_data(as_text=True)
     response = signed_in.post("/admin/logout", data={"csrf_token": csrf_of(page)})
     assert response.status_code == 302
+    assert signed_in.get("/admin/").status_code == 302
+
+
+def test_a_copy_of_the_cookie_stops_working_after_sign_out(
+    signed_in: FlaskClient, dash_app: Flask
+) -> None:
+    cookie = signed_in.get_cookie("session")
+    assert cookie is not None
+    copy = dash_app.test_client()  # a stolen cookie, or one the browser kept
+    copy.set_cookie("session", cookie.value)
+    assert copy.get("/admin/").status_code == 200
+    page = signed_in.get("/admin/").get_data(as_text=True)
+    assert signed_in.post("/admin/logout", data={"csrf_token": csrf_of(page)}).status_code == 302
+    response = copy.get("/admin/")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/admin/login")
+    with dash_app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(DashboardSession)) == 0
+
+
+def test_a_session_ends_after_twelve_hours(signed_in: FlaskClient, dash_app: Flask) -> None:
+    assert signed_in.get("/admin/").status_code == 200
+    with dash_app.app_context():
+        db.session.execute(
+            sa.update(DashboardSession).values(
+                created_at=datetime.now(UTC) - timedelta(seconds=dashboard.LOGIN_SECONDS + 1)
+            )
+        )
+        db.session.commit()
     assert signed_in.get("/admin/").status_code == 302
 
 
