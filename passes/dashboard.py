@@ -67,6 +67,7 @@ class SessionOnlyWhenSent(SecureCookieSessionInterface):
 
 
 PAGE_SIZE = 50
+DEVICE_PAGE_SIZE = 100
 LOG_ROWS = 200
 PUSH_HOURS = 72
 # A session ends on its own after this long, even if its browser never signs out.
@@ -269,8 +270,14 @@ def passes() -> str:
 
 @bp.get("/passes/<pass_type_id>/<serial_number>")
 def pass_detail(pass_type_id: str, serial_number: str) -> str:
+    """The pass, and the devices holding it a page at a time (a pass can have thousands)."""
     pass_ = store.get_pass(pass_type_id, serial_number)
-    registrations = store.registrations_of(pass_)
+    devices = _devices_holding(pass_)
+    pages = max(1, -(-devices // DEVICE_PAGE_SIZE))
+    page = min(_page_number(), pages)
+    registrations = store.registrations_of(
+        pass_, limit=DEVICE_PAGE_SIZE, offset=(page - 1) * DEVICE_PAGE_SIZE
+    )
     return render_template(
         "dashboard/pass.html",
         pass_=pass_,
@@ -284,6 +291,9 @@ def pass_detail(pass_type_id: str, serial_number: str) -> str:
         pending={device.id for device, _, pending in registrations if pending is not None},
         voided=pass_.data.get("voided") is True,
         share_url=links.download_url(pass_),
+        devices=devices,
+        page=page,
+        pages=pages,
     )
 
 

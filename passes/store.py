@@ -327,14 +327,16 @@ def touch_all(pass_type_identifier: str | None = None) -> int:
     return touched
 
 
-def registrations_of(pass_: Pass, limit: int | None = None) -> list[Any]:
-    """(device, registered at, device id if a push is pending) for each device holding it."""
+def registrations_of(pass_: Pass, limit: int | None = None, offset: int = 0) -> list[Any]:
+    """(device, registered at, device id if a push is pending) for each device holding it,
+    oldest registration first (id breaks ties, so pages neither repeat nor skip one)."""
     query = (
         sa.select(Device, Registration.created_at, PendingPush.device_id)
         .join(Registration, Registration.device_id == Device.id)
         .outerjoin(PendingPush, PendingPush.device_id == Device.id)
         .where(Registration.pass_id == pass_.id)
-        .order_by(Registration.created_at)
+        .order_by(Registration.created_at, Registration.id)
         .limit(limit)
+        .offset(offset)
     )
     return list(db.session.execute(query).all())

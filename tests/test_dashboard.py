@@ -11,7 +11,16 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from models import DashboardSession, DeviceLogEntry, Pass, PendingPush, PushOutcomeCount, db
+from models import (
+    DashboardSession,
+    Device,
+    DeviceLogEntry,
+    Pass,
+    PendingPush,
+    PushOutcomeCount,
+    Registration,
+    db,
+)
 from passes import dashboard
 from tests.conftest import ADMIN_TOKEN, Admin
 from tests.test_webservice import PUSH_TOKEN, register
@@ -182,6 +191,34 @@ def test_list_is_paginated(
     assert "page 1 of 2" in first
     second = signed_in.get("/admin/?page=2").get_data(as_text=True)
     assert "page-0" in second and "page-2" not in second
+
+
+def test_the_devices_on_a_pass_page_come_a_page_at_a_time(
+    signed_in: FlaskClient, admin: Admin, dash_app: Flask
+) -> None:
+    admin.create_pass(serialNumber="many-1")
+    count = 2 * dashboard.DEVICE_PAGE_SIZE + 7
+    with dash_app.app_context():
+        pass_id = db.session.scalars(sa.select(Pass.id).filter_by(serial_number="many-1")).one()
+        devices = [
+            Device(device_library_identifier=f"device-{n:04d}", push_token=f"{n:064x}")
+            for n in range(count)
+        ]
+        db.session.add_all(devices)
+        db.session.flush()
+        db.session.add_all(Registration(device_id=d.id, pass_id=pass_id) for d in devices)
+        db.session.commit()
+    seen: list[str] = []
+    for page in (1, 2, 3):
+        html = signed_in.get(detail_url("many-1"), query_string={"page": page}).get_data(
+            as_text=True
+        )
+        assert f"Devices holding the pass ({count})" in html
+        assert f"page {page} of 3" in html
+        seen += re.findall(r"device-\d{4}", html)
+        assert ("Later &rarr;" in html) == (page < 3)
+        assert ("&larr; Earlier" in html) == (page > 1)
+    assert len(seen) == count and set(seen) == {f"device-{n:04d}" for n in range(count)}
 
 
 def test_detail_shows_preview_data_and_devices_but_no_secrets(
