@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Flask
 from flask_migrate import Migrate
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from models import db
 from passes import (
@@ -24,17 +25,21 @@ from passes import (
     health,
     openapi,
     pushing,
+    throttling,
     webservice,
 )
 from passes.building import TemplateStore
 from passes.credentials import CredentialsError, load_credentials
 from passes.errors import register_error_handlers
+from passes.requests import RefuseNul
 
 log = logging.getLogger("passes")
 migrate = Migrate()
 
 HERE = Path(__file__).resolve().parent
 WEB_SERVICE_PATH = "/wallet"
+# Shorter tokens can be guessed; token_urlsafe(32) gives 43 characters.
+MIN_ADMIN_TOKEN_LENGTH = 24
 
 
 class ConfigError(Exception):
@@ -112,6 +117,12 @@ def config_from_environment(instance_path: str) -> dict[str, Any]:
         # Admin uploads carry base64 images; device bodies have their own, smaller limit.
         "MAX_CONTENT_LENGTH": number_setting(env, "MAX_CONTENT_LENGTH", 5 * 1024 * 1024, minimum=1),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        # Where wrong admin tokens are counted (passes/throttling.py): per process by
+        # default; a shared store (redis://...) counts them across workers and dynos.
+        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or "memory://",
+        # Proxies in front that append the client's address to X-Forwarded-For (Heroku's
+        # router: 1). 0 trusts no header: the address is the connection's.
+        "FORWARDED_FOR_PROXIES": int(env.get("FORWARDED_FOR_PROXIES", 0)),
         # The dashboard's session cookie: never sent on cross-site POSTs, HTTPS-only
         # behind HTTPS.
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -145,6 +156,15 @@ def _check(config: dict[str, Any]) -> None:
             "be a long random value that never changes: set SECRET_KEY (for example "
             "`heroku config:set SECRET_KEY=$(python -c 'import secrets; "
             "print(secrets.token_urlsafe(32))')`), or set APP_ENV=development to run locally."
+        )
+    admin_token = config.get("ADMIN_TOKEN")
+    relaxed = config.get("DEVELOPMENT") or config.get("TESTING")
+    if admin_token and len(admin_token) < MIN_ADMIN_TOKEN_LENGTH and not relaxed:
+        raise ConfigError(
+            f"ADMIN_TOKEN has {len(admin_token)} characters; it opens the admin API and the "
+            f"dashboard, so it must be at least {MIN_ADMIN_TOKEN_LENGTH} random characters: "
+            "set ADMIN_TOKEN to, for example, the output of `python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'`, or unset it to turn the admin API off."
         )
     if not config.get("PUBLIC_URL"):
         raise ConfigError(
@@ -183,7 +203,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         _check(app.config)
         push_mode = _push_mode(app.config)
         credentials = load_credentials(app.config)
-    except (ConfigError, CredentialsError) as error:
+        throttling.init_app(app, [admin.bp, dashboard.bp])
+    except (ConfigError, CredentialsError, throttling.StorageUnusable) as error:
         # One readable paragraph, not a traceback. Exit status 3 is gunicorn's "worker
         # failed to boot": the master stops instead of restarting workers forever.
         print(f"\nCannot start: {error}\n", file=sys.stderr)
@@ -212,7 +233,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         runtime.after_change = pushing.InlinePusher(app)
     app.session_interface = dashboard.SessionOnlyWhenSent()
     app.url_map.merge_slashes = False  # CollapseSlashes handles "//" without a redirect
-    app.wsgi_app = webservice.CollapseSlashes(health.RequestLog(app.wsgi_app))  # type: ignore[method-assign]
+    if app.config["FORWARDED_FOR_PROXIES"]:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=app.config["FORWARDED_FOR_PROXIES"], x_proto=0, x_host=0
+        )
+    app.wsgi_app = webservice.CollapseSlashes(  # type: ignore[method-assign]
+        health.RequestLog(RefuseNul(app.wsgi_app))
+    )
     app.register_blueprint(webservice.bp, url_prefix=WEB_SERVICE_PATH)
     app.register_blueprint(admin.bp, url_prefix="/api")
     app.register_blueprint(cli.bp)

@@ -158,6 +158,18 @@ class DeviceLogEntry(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
+class DashboardSession(db.Model):
+    """A browser signed in to the dashboard. Signing out deletes the row, so the cookie
+    stops working wherever a copy of it is."""
+
+    __tablename__ = "dashboard_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # SHA-256 of the random id in the cookie: a copy of this table signs no one in.
+    id_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
 class UpdateCounter(db.Model):
     """A single row whose value orders every pass update.
 

@@ -78,22 +78,39 @@ def create() -> tuple[Response, int]:
         files=store.decode_files(body.get("files")),
         serial_number=body.get("serialNumber"),
     )
-    db.session.commit()
-    return jsonify(describe(pass_, report)), 201
+    return jsonify(_commit(pass_, report)), 201
 
 
 @bp.get("/passes")
 def list_passes() -> Response:
-    """Newest first; `after` takes the last update tag of the previous page."""
-    query = sa.select(Pass).order_by(Pass.update_tag.desc()).limit(_limit())
+    """Newest first, paged by `after`: the previous page's `next`.
+
+    Many passes can share an update tag (`flask passes push --all` gives one to all it
+    touches), so pages are cut on (update tag, id), which is unique: `next` is "TAG.ID".
+    A bare update tag, what `after` took before, still lists the passes older than it.
+    """
+    limit = _limit()
+    query = sa.select(Pass).order_by(Pass.update_tag.desc(), Pass.id.desc()).limit(limit)
     if "after" in request.args:
-        after = whole_number(request.args["after"])
-        if after is None:
-            raise ValidationError("after must be an update tag", path="after")
-        query = query.where(Pass.update_tag < after)
+        tag, dot, pass_id = request.args["after"].partition(".")
+        after_tag = whole_number(tag)
+        after_id = whole_number(pass_id) if dot else None
+        if after_tag is None or (dot and after_id is None):
+            raise ValidationError("after must be the `next` of the previous page", path="after")
+        if after_id is None:
+            query = query.where(Pass.update_tag < after_tag)
+        else:
+            query = query.where(
+                sa.or_(
+                    Pass.update_tag < after_tag,
+                    sa.and_(Pass.update_tag == after_tag, Pass.id < after_id),
+                )
+            )
     passes = db.session.scalars(query).all()
+    last = passes[-1] if len(passes) == limit else None
     return jsonify(
         {
+            "next": f"{last.update_tag}.{last.id}" if last else None,
             "passes": [
                 {
                     "passTypeIdentifier": p.pass_type_identifier,
@@ -103,7 +120,7 @@ def list_passes() -> Response:
                     "updatedAt": p.updated_at.isoformat(),
                 }
                 for p in passes
-            ]
+            ],
         }
     )
 
@@ -127,9 +144,7 @@ def update(pass_type_id: str, serial_number: str) -> Response:
         data=body.get("pass"),
         files=store.decode_files(body.get("files")),
     )
-    db.session.commit()
-    current_app.extensions["pass_server"].after_change()
-    return jsonify(describe(pass_, report))
+    return _changed(pass_, report)
 
 
 @bp.post(PASS_URL + "/void")
@@ -160,10 +175,24 @@ def _is_iso_datetime(value: str) -> bool:
 
 
 def _change(pass_type_id: str, serial_number: str, data: dict[str, Any]) -> Response:
-    pass_, report = store.update_pass(pass_type_id, serial_number, data=data)
+    return _changed(*store.update_pass(pass_type_id, serial_number, data=data))
+
+
+def _commit(pass_: Pass, report: Report) -> dict[str, Any]:
+    """Commit the change; its description as this transaction made it.
+
+    Described before the commit: read after it, the row may already hold a concurrent
+    change that committed in between, with that change's update tag.
+    """
+    description = describe(pass_, report)
     db.session.commit()
+    return description
+
+
+def _changed(pass_: Pass, report: Report) -> Response:
+    description = _commit(pass_, report)
     current_app.extensions["pass_server"].after_change()
-    return jsonify(describe(pass_, report))
+    return jsonify(description)
 
 
 @bp.post("/bundles")

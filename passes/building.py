@@ -12,6 +12,7 @@ from typing import Any
 
 from passes.errors import ValidationError
 from passes.signing import sha1_hex
+from passes.validation import json_limit_problems
 
 TEMPLATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 # A file of a pass package: a plain name, or one inside a localization folder.
@@ -106,6 +107,10 @@ def check_partial_pass(data: Any, path: str = "$.pass") -> dict[str, Any]:
     """The per-pass part of pass.json as given to the admin API or the CLI."""
     if not isinstance(data, dict):
         raise ValidationError("must be a JSON object (a partial pass.json)", path=path)
+    # Before any merge: a document nested too deeply would make merging it recurse too far.
+    problems = json_limit_problems(data, path)
+    if problems:
+        raise ValidationError(problems[0].message, path=problems[0].path)
     for key in INJECTED_KEYS:
         if key in data:
             raise ValidationError(

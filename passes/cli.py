@@ -17,7 +17,7 @@ from models import Pass, db
 from passes import bundles, context, links, packages, pushing, store
 from passes.credentials import load_certificate
 from passes.errors import ApiError
-from passes.validation import PassInvalid, Report
+from passes.validation import MAX_JSON_DEPTH, PassInvalid, Report
 from passes.verify import verify_pkpass
 
 bp = Blueprint("passes", __name__, cli_group="passes")
@@ -33,6 +33,8 @@ def _load_json(text: str | None, file: Path | None) -> Any:
         return json.loads(source)
     except ValueError as error:
         raise click.BadParameter(f"not valid JSON: {error}") from None
+    except RecursionError:
+        raise click.BadParameter(f"nests more than {MAX_JSON_DEPTH} levels deep") from None
 
 
 def _files(paths: tuple[Path, ...]) -> dict[str, bytes | None]:

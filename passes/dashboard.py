@@ -1,8 +1,10 @@
 """The admin dashboard: HTML pages over the same operations as the admin API.
 
-Admins sign in with ADMIN_TOKEN once; the signed session cookie then carries the login.
-Every POST carries a per-session CSRF token, because a cookie (unlike the API's bearer
-header) is sent by the browser on requests that other sites start.
+Admins sign in with ADMIN_TOKEN once; the signed session cookie then carries a random
+session id whose record the server keeps (DashboardSession), so that signing out ends the
+session for every copy of the cookie. Every POST carries a per-session CSRF token, because
+a cookie (unlike the API's bearer header) is sent by the browser on requests that other
+sites start.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import time
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +26,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -35,6 +37,7 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
 from models import (
+    DashboardSession,
     DeviceLogEntry,
     Pass,
     PushOutcomeCount,
@@ -64,10 +67,10 @@ class SessionOnlyWhenSent(SecureCookieSessionInterface):
 
 
 PAGE_SIZE = 50
+DEVICE_PAGE_SIZE = 100
 LOG_ROWS = 200
 PUSH_HOURS = 72
-# A stolen cookie cannot be revoked on the server (the session lives in the cookie), so it
-# stops working on its own after this long.
+# A session ends on its own after this long, even if its browser never signs out.
 LOGIN_SECONDS = 12 * 3600
 OUTCOMES = ("sent", "removed", "retry_later", "failed")
 HEADERS = {
@@ -95,16 +98,53 @@ def _token_fingerprint(admin_token: str) -> str:
     return hmac.new(key, b"dashboard:" + admin_token.encode(), hashlib.sha256).hexdigest()
 
 
+def _id_hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
 def logged_in() -> bool:
+    """Whether the cookie names a live session made with the current ADMIN_TOKEN (asked of
+    the database once per request)."""
+    if "dashboard_logged_in" not in g:
+        g.dashboard_logged_in = _live_session()
+    return bool(g.dashboard_logged_in)
+
+
+def _live_session() -> bool:
     admin_token = _admin_token()
-    if admin_token is None or session.get("admin") is not True:
+    session_id, fingerprint = session.get("session_id"), session.get("admin_key")
+    if admin_token is None or not isinstance(session_id, str) or not isinstance(fingerprint, str):
         return False
-    fingerprint = session.get("admin_key")
-    if not isinstance(fingerprint, str):
+    if not hmac.compare_digest(fingerprint, _token_fingerprint(admin_token)):
         return False
-    since = session.get("admin_since")
-    fresh = isinstance(since, int) and 0 <= time.time() - since < LOGIN_SECONDS
-    return fresh and hmac.compare_digest(fingerprint, _token_fingerprint(admin_token))
+    live = sa.select(DashboardSession.id).where(
+        DashboardSession.id_hash == _id_hash(session_id),
+        DashboardSession.created_at > utcnow() - timedelta(seconds=LOGIN_SECONDS),
+    )
+    return db.session.scalar(live) is not None
+
+
+def _start_session(admin_token: str) -> None:
+    """A new session: nothing from before the login (its CSRF token included) survives."""
+    session.clear()
+    session_id = secrets.token_urlsafe(32)
+    expired = utcnow() - timedelta(seconds=LOGIN_SECONDS)
+    db.session.execute(sa.delete(DashboardSession).where(DashboardSession.created_at <= expired))
+    db.session.add(DashboardSession(id_hash=_id_hash(session_id)))
+    db.session.commit()
+    session["session_id"] = session_id
+    session["admin_key"] = _token_fingerprint(admin_token)
+    csrf_token()
+
+
+def _end_session() -> None:
+    session_id = session.get("session_id")
+    if isinstance(session_id, str):
+        db.session.execute(
+            sa.delete(DashboardSession).where(DashboardSession.id_hash == _id_hash(session_id))
+        )
+        db.session.commit()
+    session.clear()
 
 
 def csrf_token() -> str:
@@ -168,12 +208,7 @@ def login() -> Any:
         offered = request.form.get("token", "")
         admin_token = _admin_token() or ""
         if hmac.compare_digest(offered.encode(), admin_token.encode()):
-            # A new session: nothing from before the login (its CSRF token included) survives.
-            session.clear()
-            session["admin"] = True
-            session["admin_key"] = _token_fingerprint(admin_token)
-            session["admin_since"] = int(time.time())
-            csrf_token()
+            _start_session(admin_token)
             return redirect(_safe_next(request.args.get("next")))
         error = "That is not the admin token."
     status = 401 if error else 200
@@ -182,7 +217,7 @@ def login() -> Any:
 
 @bp.post("/logout")
 def logout() -> Response:
-    session.clear()
+    _end_session()
     flash("Signed out.")
     return redirect(url_for(".login"))
 
@@ -235,8 +270,14 @@ def passes() -> str:
 
 @bp.get("/passes/<pass_type_id>/<serial_number>")
 def pass_detail(pass_type_id: str, serial_number: str) -> str:
+    """The pass, and the devices holding it a page at a time (a pass can have thousands)."""
     pass_ = store.get_pass(pass_type_id, serial_number)
-    registrations = store.registrations_of(pass_)
+    devices = _devices_holding(pass_)
+    pages = max(1, -(-devices // DEVICE_PAGE_SIZE))
+    page = min(_page_number(), pages)
+    registrations = store.registrations_of(
+        pass_, limit=DEVICE_PAGE_SIZE, offset=(page - 1) * DEVICE_PAGE_SIZE
+    )
     return render_template(
         "dashboard/pass.html",
         pass_=pass_,
@@ -250,6 +291,9 @@ def pass_detail(pass_type_id: str, serial_number: str) -> str:
         pending={device.id for device, _, pending in registrations if pending is not None},
         voided=pass_.data.get("voided") is True,
         share_url=links.download_url(pass_),
+        devices=devices,
+        page=page,
+        pages=pages,
     )
 
 
@@ -325,6 +369,12 @@ def push_outcomes() -> str:
 @bp.errorhandler(ApiError)
 def api_error(error: ApiError) -> tuple[str, int]:
     return render_template("dashboard/error.html", message=error.message), error.status
+
+
+@bp.errorhandler(429)
+def too_many_wrong_tokens(error: HTTPException) -> tuple[str, int]:
+    """Throttled (passes/throttling.py): the sign-in page, saying why it refuses for now."""
+    return render_template("dashboard/login.html", error=error.description), 429
 
 
 @bp.errorhandler(HTTPException)

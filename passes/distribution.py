@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import segno
@@ -265,8 +266,8 @@ def format_value(pass_field: Mapping[str, Any], strings: Mapping[str, str]) -> s
 
 def format_currency(amount: float, code: str) -> str:
     digits = _CURRENCY_DIGITS.get(code, 2)
-    number = f"{abs(amount):,.{digits}f}"
-    sign = "-" if amount < 0 and float(number.replace(",", "")) != 0 else ""
+    number = f"{_formattable(abs(amount)):,.{digits}f}"
+    sign = "-" if amount < 0 and number.strip("0.,") else ""
     symbol = _CURRENCY_SYMBOLS.get(code)
     if symbol:
         return f"{sign}{symbol}{number}"
@@ -277,7 +278,7 @@ def format_number(value: float, style: Any = None) -> str:
     if style == "PKNumberStylePercent":
         return _decimal(value * 100) + "%"
     if style == "PKNumberStyleScientific":
-        mantissa, _, exponent = f"{value:.6E}".partition("E")
+        mantissa, _, exponent = f"{_formattable(value):.6E}".partition("E")
         return f"{mantissa.rstrip('0').rstrip('.')}E{int(exponent)}"
     if style == "PKNumberStyleDecimal":
         return _decimal(value)
@@ -285,6 +286,16 @@ def format_number(value: float, style: Any = None) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def _formattable(value: float) -> float | Decimal:
+    """The value as a float, as Python formats numbers; an int too large for one (stored
+    before the API refused them) as an exact Decimal, so that it shows instead of raising
+    OverflowError."""
+    try:
+        return float(value)
+    except OverflowError:
+        return Decimal(value)
 
 
 def _decimal(value: float) -> str:

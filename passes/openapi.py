@@ -155,6 +155,10 @@ def _admin_errors(*, pass_in_path: bool = False, reads_body: bool = False) -> Sc
     errors = {
         "401": _error("Missing or wrong `Authorization: Bearer` token.", UNAUTHORIZED_HEADERS),
         "403": _error("The admin API is disabled: ADMIN_TOKEN is not set."),
+        "429": _error(
+            "Too many wrong tokens from this address (10 a minute): every admin request from "
+            "it waits until the minute has passed."
+        ),
     }
     if pass_in_path:
         errors["404"] = _error("No such pass.")
@@ -222,8 +226,13 @@ PROBLEM = {
 FILES = {
     "type": ["object", "null"],
     "description": "File name to base64 content; `null` removes the pass's own file.",
-    "propertyNames": {"pattern": _full_pattern(PACKAGE_FILE_NAME)},
-    "additionalProperties": {"type": ["string", "null"], "contentEncoding": "base64"},
+    "patternProperties": {
+        _full_pattern(PACKAGE_FILE_NAME): {"type": ["string", "null"], "contentEncoding": "base64"}
+    },
+    "additionalProperties": {
+        "type": "null",
+        "description": "Any other name can only be removed (a file kept from a signed package).",
+    },
 }
 PARTIAL_PASS = {
     "type": ["object", "null"],
@@ -296,6 +305,10 @@ SCHEMAS: dict[str, Schema] = {
     "ChangedPass": _pass_description(with_warnings=True),
     "PassList": _object(
         {
+            "next": {
+                "type": ["string", "null"],
+                "description": "`after` for the next page; null on the last one.",
+            },
             "passes": {
                 "type": "array",
                 "items": _object(
@@ -307,7 +320,7 @@ SCHEMAS: dict[str, Schema] = {
                         "updatedAt": DATE_TIME,
                     }
                 ),
-            }
+            },
         }
     ),
     "Registrations": _object(
@@ -665,8 +678,11 @@ def _admin_paths() -> Schema:
             {
                 "name": "after",
                 "in": "query",
-                "description": "The last updateTag of the previous page.",
-                "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+                "description": (
+                    "The previous page's `next`. A bare updateTag (what this took before) "
+                    "lists the passes older than it, skipping any others sharing that tag."
+                ),
+                "schema": {"type": "string", "pattern": "^[0-9]{1,18}(\\.[0-9]{1,18})?$"},
             },
         ],
         security=ADMIN,

@@ -20,6 +20,7 @@ from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
 
 from models import (
+    FILE_NAME_LENGTH,
     SERIAL_NUMBER_LENGTH,
     Device,
     Pass,
@@ -118,10 +119,12 @@ def decode_files(files: Any, path: str = "$.files") -> dict[str, bytes | None]:
         raise ValidationError("must be an object of file name to base64 content", path=path)
     decoded: dict[str, bytes | None] = {}
     for name, content in files.items():
-        check_file_name(name, f"{path}.{name}")
         if content is None:
+            # Removing takes any name: a package stored through /api/sign keeps the names
+            # its zip had, which this API would not take for a new file.
             decoded[name] = None
             continue
+        check_file_name(name, f"{path}.{name}")
         if not isinstance(content, str):
             raise ValidationError("must be a base64 string (or null)", path=f"{path}.{name}")
         try:
@@ -170,6 +173,11 @@ def create_pass(
         )
     if template is not None:
         context.runtime().templates.get(template)
+    for name in files or {}:
+        if len(name) > FILE_NAME_LENGTH:  # a signed package's names come from its zip
+            raise ValidationError(
+                f"file names have at most {FILE_NAME_LENGTH} characters", path=name
+            )
     tag = _next_update_tag()
     if find_pass(credentials.pass_type_identifier, serial_number) is not None:
         raise Conflict(f"a pass with serial number {serial_number} already exists")
@@ -349,14 +357,16 @@ def touch_all(pass_type_identifier: str | None = None) -> int:
     return touched
 
 
-def registrations_of(pass_: Pass, limit: int | None = None) -> list[Any]:
-    """(device, registered at, device id if a push is pending) for each device holding it."""
+def registrations_of(pass_: Pass, limit: int | None = None, offset: int = 0) -> list[Any]:
+    """(device, registered at, device id if a push is pending) for each device holding it,
+    oldest registration first (id breaks ties, so pages neither repeat nor skip one)."""
     query = (
         sa.select(Device, Registration.created_at, PendingPush.device_id)
         .join(Registration, Registration.device_id == Device.id)
         .outerjoin(PendingPush, PendingPush.device_id == Device.id)
         .where(Registration.pass_id == pass_.id)
-        .order_by(Registration.created_at)
+        .order_by(Registration.created_at, Registration.id)
         .limit(limit)
+        .offset(offset)
     )
     return list(db.session.execute(query).all())

@@ -756,6 +756,10 @@ def _load_json(data: bytes, name: str, report: Report) -> object:
             "Apple's JSON reader rejects NaN and Infinity; write a real number or a string.",
         )
         return None
+    except RecursionError:
+        report.errors.append(nesting_problem(text) or _too_deep("$"))
+        return None
+    report.errors.extend(json_limit_problems(loaded))
     for key in dict.fromkeys(duplicates):
         report.warn(
             name,
@@ -763,6 +767,96 @@ def _load_json(data: bytes, name: str, report: Report) -> object:
             "Keep one entry per key.",
         )
     return loaded
+
+
+# Nesting deeper than this is refused. Apple's JSON reader stops at 512 levels; pass.json
+# itself needs about 7 (eventTicket.primaryFields[0].semantics.seats[0]), and code here that
+# walks a document (the merge patch, the dashboard's indented view) recurses once or twice per
+# level, within Python's limit of 1000 frames with room to spare.
+MAX_JSON_DEPTH = 64
+# The largest finite IEEE 754 double. RFC 8259 section 6: software that reads numbers as
+# doubles, as Apple's does, cannot hold a number beyond it; our formatting cannot either.
+_LARGEST_DOUBLE = 1.7976931348623157e308
+
+
+def json_limit_problems(document: object, path: str = "$") -> list[Problem]:
+    """Numbers beyond a double's range and nesting deeper than MAX_JSON_DEPTH, anywhere.
+
+    The walk keeps its own stack: a document nested a thousand deep cannot make it recurse.
+    """
+    problems: list[Problem] = []
+    stack: list[tuple[object, str, int]] = [(document, path, 1)]
+    while stack:
+        value, where, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                problems.append(_too_deep(where))
+                continue
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            children = [
+                (item, _child(where, key) if isinstance(key, str) else f"{where}[{key}]")
+                for key, item in items
+            ]
+            # Reversed onto the stack, so problems come out in document order.
+            stack.extend((item, child, depth + 1) for item, child in reversed(children))
+        elif _is_number(value) and not -_LARGEST_DOUBLE <= value <= _LARGEST_DOUBLE:
+            problems.append(
+                Problem(
+                    where,
+                    "The number is larger than Wallet (or any reader of JSON numbers as "
+                    "doubles) can hold.",
+                    "Use a number below 1.8e308, or write the value as a string.",
+                )
+            )
+    return problems
+
+
+# The tokens that give JSON its shape; strings are matched whole so that brackets inside
+# them do not count (the unrolled form runs at the regex engine's speed on long strings).
+_JSON_SHAPE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[{}\[\],]')
+
+
+def nesting_problem(text: str, path: str = "$") -> Problem | None:
+    """Where JSON text nests deeper than MAX_JSON_DEPTH, found without parsing it: for text
+    too deep for the json module, which gives up with RecursionError and no position."""
+    # Per open container: its kind, its path, and the key or index being read in it.
+    open_: list[tuple[str, str]] = []
+    at: list[str | int | None] = []
+
+    def slot() -> str:
+        if not open_:
+            return path
+        kind, where = open_[-1]
+        inside = at[-1]
+        if kind == "[":
+            return f"{where}[{inside}]"
+        return _child(where, inside) if isinstance(inside, str) else where
+
+    for match in _JSON_SHAPE.finditer(text):
+        token = match.group()
+        if token in "{[":
+            if len(open_) == MAX_JSON_DEPTH:
+                return _too_deep(slot())
+            open_.append((token, slot()))
+            at.append(None if token == "{" else 0)
+        elif not open_:
+            continue
+        elif token in "}]":
+            open_.pop()
+            at.pop()
+        elif token == ",":
+            at[-1] = None if open_[-1][0] == "{" else int(at[-1] or 0) + 1
+        elif open_[-1][0] == "{" and at[-1] is None:
+            at[-1] = json.loads(token)  # a key: the first string after "{" or ","
+    return None
+
+
+def _too_deep(where: str) -> Problem:
+    return Problem(
+        where,
+        f"The document nests objects and lists more than {MAX_JSON_DEPTH} levels deep here.",
+        f"Keep nesting to {MAX_JSON_DEPTH} levels; flatten or shorten the data.",
+    )
 
 
 def _unsafe_path(name: str) -> bool:

@@ -11,9 +11,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from models import Pass, PendingPush, db
+from passes import store
 from tests.conftest import ADMIN_TOKEN, Admin
 from tests.pkpass_tools import openssl_verify, pass_json, unzip
-from tests.test_webservice import PUSH_TOKEN, auth, registration_url
+from tests.test_webservice import PUSH_TOKEN, auth, register, registration_url
 
 PNG = (Path(__file__).parent.parent / "pass_templates/storecard/icon.png").read_bytes()
 
@@ -133,6 +134,29 @@ def test_list_passes_pages_newest_first(admin: Admin) -> None:
     assert [p["serialNumber"] for p in rest] == ["l1"]
 
 
+def test_list_passes_pages_through_passes_sharing_an_update_tag(
+    app: Flask, client: FlaskClient, admin: Admin
+) -> None:
+    """`push --all` gives every touched pass one tag: paging must still list each once."""
+    serials = [f"same-{i}" for i in range(5)]
+    for serial in serials:
+        created = admin.create_pass(serialNumber=serial)
+        assert register(client, created).status_code in (200, 201)
+    with app.app_context():
+        assert store.touch_all() == len(serials)  # what `flask passes push --all` does
+        db.session.commit()
+    pages: list[list[str]] = []
+    query = {"limit": 2}
+    while True:
+        page = admin.get("/api/passes", query_string=query).get_json()
+        pages.append([p["serialNumber"] for p in page["passes"]])
+        if page["next"] is None:
+            break
+        query["after"] = page["next"]
+    assert [len(page) for page in pages] == [2, 2, 1]
+    assert sorted(sum(pages, [])) == serials
+
+
 @pytest.mark.parametrize(
     ("body", "path"),
     [
@@ -222,7 +246,8 @@ def test_admin_api_is_disabled_without_admin_token(make_app: Callable[..., Flask
 def test_bad_paging_arguments_are_400(admin: Admin) -> None:
     assert admin.get("/api/passes", query_string={"limit": "0"}).status_code == 400
     assert admin.get("/api/passes", query_string={"limit": "abc"}).status_code == 400
-    assert admin.get("/api/passes", query_string={"after": "x"}).status_code == 400
+    for after in ("x", "1.", ".1", "1.2.3", "1.x", "1" * 19):
+        assert admin.get("/api/passes", query_string={"after": after}).status_code == 400
     assert admin.get("/api/logs", query_string={"limit": "9999"}).status_code == 400
 
 

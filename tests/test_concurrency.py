@@ -164,3 +164,46 @@ def test_unregistering_one_pass_while_registering_another_keeps_the_new_registra
         lost = set(devices) - {device for device, _ in held}
         assert not lost, f"{len(lost)} of {rounds} acknowledged registrations lost"
         assert sorted(held) == [(device, "race-b") for device in devices]
+
+
+def test_a_patch_answers_with_its_own_update_tag_not_a_later_ones(app: Flask, admin: Admin) -> None:
+    """Two PATCHes at once, the first held between its commit and its answer until the second
+    has committed: each answer still describes the version its own transaction made."""
+    created = admin.create_pass()
+    url = f"/api/passes/{created['passTypeIdentifier']}/{created['serialNumber']}"
+    patching: set[int] = set()
+    committed: list[int] = []
+    second_committed = threading.Event()
+    lock = threading.Lock()
+
+    def hold_the_first(session: Any) -> None:
+        if threading.get_ident() not in patching:
+            return
+        with lock:
+            committed.append(threading.get_ident())
+            first = len(committed) == 1
+        if first:
+            assert second_committed.wait(timeout=30)
+        else:
+            second_committed.set()
+
+    def patch(index: int) -> dict[str, Any]:
+        patching.add(threading.get_ident())
+        body = {"pass": {"userInfo": {f"k{index}": index}}}
+        response = app.test_client().patch(url, headers=admin.headers, json=body)
+        assert response.status_code == 200
+        return response.get_json()
+
+    sa.event.listen(db.session, "after_commit", hold_the_first)
+    try:
+        answers = run_together(2, patch)
+    finally:
+        sa.event.remove(db.session, "after_commit", hold_the_first)
+    assert len(committed) == 2
+    tags = [int(answer["updateTag"]) for answer in answers]
+    assert tags[0] != tags[1]
+    first, second = sorted(range(2), key=lambda i: tags[i])
+    assert set(answers[first]["pass"]["userInfo"]) == {f"k{first}"}
+    assert set(answers[second]["pass"]["userInfo"]) == {"k0", "k1"}
+    stored = admin.get(url).get_json()
+    assert int(stored["updateTag"]) == tags[second]

@@ -58,6 +58,26 @@ def test_missing_public_url_stops_start_up(
     assert "PUBLIC_URL" in capsys.readouterr().err
 
 
+def test_production_refuses_a_short_admin_token(
+    make_app: Callable[..., Flask], capsys: pytest.CaptureFixture[str]
+) -> None:
+    for short in ("a", "x" * 23):
+        with pytest.raises(SystemExit) as stopped:
+            make_app(TESTING=False, ADMIN_TOKEN=short)
+        assert stopped.value.code == 3
+        message = capsys.readouterr().err
+        assert "ADMIN_TOKEN" in message and "24" in message
+        assert "Traceback" not in message
+    assert make_app(TESTING=False, ADMIN_TOKEN="x" * 24).config["ADMIN_TOKEN"] == "x" * 24
+    # Unset, the admin API is off: nothing to guess.
+    assert make_app(TESTING=False, ADMIN_TOKEN=None).config["ADMIN_TOKEN"] is None
+
+
+def test_development_and_tests_take_a_short_admin_token(make_app: Callable[..., Flask]) -> None:
+    assert make_app(TESTING=False, DEVELOPMENT=True, ADMIN_TOKEN="a").config["ADMIN_TOKEN"] == "a"
+    assert make_app(ADMIN_TOKEN="a").config["ADMIN_TOKEN"] == "a"
+
+
 def test_server_without_credentials_starts_and_says_what_is_missing(
     make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
 ) -> None:

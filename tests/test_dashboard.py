@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from models import DeviceLogEntry, Pass, PendingPush, PushOutcomeCount, db
+from models import (
+    DashboardSession,
+    Device,
+    DeviceLogEntry,
+    Pass,
+    PendingPush,
+    PushOutcomeCount,
+    Registration,
+    db,
+)
 from passes import dashboard
 from tests.conftest import ADMIN_TOKEN, Admin
 from tests.test_webservice import PUSH_TOKEN, register
@@ -111,6 +120,35 @@ def test_sign_out_ends_the_session(signed_in: FlaskClient) -> None:
     assert signed_in.get("/admin/").status_code == 302
 
 
+def test_a_copy_of_the_cookie_stops_working_after_sign_out(
+    signed_in: FlaskClient, dash_app: Flask
+) -> None:
+    cookie = signed_in.get_cookie("session")
+    assert cookie is not None
+    copy = dash_app.test_client()  # a stolen cookie, or one the browser kept
+    copy.set_cookie("session", cookie.value)
+    assert copy.get("/admin/").status_code == 200
+    page = signed_in.get("/admin/").get_data(as_text=True)
+    assert signed_in.post("/admin/logout", data={"csrf_token": csrf_of(page)}).status_code == 302
+    response = copy.get("/admin/")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/admin/login")
+    with dash_app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(DashboardSession)) == 0
+
+
+def test_a_session_ends_after_twelve_hours(signed_in: FlaskClient, dash_app: Flask) -> None:
+    assert signed_in.get("/admin/").status_code == 200
+    with dash_app.app_context():
+        db.session.execute(
+            sa.update(DashboardSession).values(
+                created_at=datetime.now(UTC) - timedelta(seconds=dashboard.LOGIN_SECONDS + 1)
+            )
+        )
+        db.session.commit()
+    assert signed_in.get("/admin/").status_code == 302
+
+
 def test_changing_the_admin_token_signs_everyone_out(
     signed_in: FlaskClient, dash_app: Flask
 ) -> None:
@@ -153,6 +191,34 @@ def test_list_is_paginated(
     assert "page 1 of 2" in first
     second = signed_in.get("/admin/?page=2").get_data(as_text=True)
     assert "page-0" in second and "page-2" not in second
+
+
+def test_the_devices_on_a_pass_page_come_a_page_at_a_time(
+    signed_in: FlaskClient, admin: Admin, dash_app: Flask
+) -> None:
+    admin.create_pass(serialNumber="many-1")
+    count = 2 * dashboard.DEVICE_PAGE_SIZE + 7
+    with dash_app.app_context():
+        pass_id = db.session.scalars(sa.select(Pass.id).filter_by(serial_number="many-1")).one()
+        devices = [
+            Device(device_library_identifier=f"device-{n:04d}", push_token=f"{n:064x}")
+            for n in range(count)
+        ]
+        db.session.add_all(devices)
+        db.session.flush()
+        db.session.add_all(Registration(device_id=d.id, pass_id=pass_id) for d in devices)
+        db.session.commit()
+    seen: list[str] = []
+    for page in (1, 2, 3):
+        html = signed_in.get(detail_url("many-1"), query_string={"page": page}).get_data(
+            as_text=True
+        )
+        assert f"Devices holding the pass ({count})" in html
+        assert f"page {page} of 3" in html
+        seen += re.findall(r"device-\d{4}", html)
+        assert ("Later &rarr;" in html) == (page < 3)
+        assert ("&larr; Earlier" in html) == (page > 1)
+    assert len(seen) == count and set(seen) == {f"device-{n:04d}" for n in range(count)}
 
 
 def test_detail_shows_preview_data_and_devices_but_no_secrets(

@@ -132,3 +132,31 @@ def test_cli_signs_a_folder(
     refused = runner.invoke(args=["passes", "sign", str(folder), "-o", str(output)])
     assert refused.exit_code == 1
     assert "refused by Wallet" in refused.output
+
+
+def test_every_file_a_stored_package_holds_can_be_removed_through_the_api(admin: Admin) -> None:
+    odd = "odd name (1).png"  # a name the admin API would not take for a new file
+    response = sign(
+        admin, zipped({**package(), odd: TEMPLATE.joinpath("icon.png").read_bytes()}), store="true"
+    )
+    assert response.status_code == 200
+    url = "/api/passes/pass.com.example.test/designed-1"
+    assert odd in admin.get(url).get_json()["files"]
+    removed = admin.patch(url, json={"files": {odd: None}})
+    assert removed.status_code == 200, removed.get_json()
+    assert odd not in removed.get_json()["files"]
+    assert odd not in unzip(admin.get(url + "/pkpass").data)
+    # Adding a file under such a name is still refused.
+    added = admin.patch(url, json={"files": {odd: "aGk="}})
+    assert added.status_code == 400
+    assert added.get_json()["path"] == f"$.files.{odd}"
+
+
+def test_a_stored_package_with_a_file_name_too_long_to_keep_is_400(
+    admin: Admin, app: Flask
+) -> None:
+    name = "a" * 300 + ".png"
+    response = sign(admin, zipped({**package(), name: b"x"}), store="true")
+    assert response.status_code == 400, response.get_json()
+    with app.app_context():
+        assert db.session.query(Pass).count() == 0
