@@ -47,7 +47,7 @@ from flask import Flask  # noqa: E402
 GOAL = 0.60
 CORE = 0
 SECRET_KEY = "bench-secret-key-that-is-long-enough"
-ADMIN_TOKEN = "bench-admin-token"
+ADMIN_TOKEN = "bench-admin-token-of-24-characters"
 PUBLIC_URL = "https://passes.example.test"
 P12_PASSWORD = "bench-p12-password"
 

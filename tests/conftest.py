@@ -27,7 +27,7 @@ from tests.apple_chain import FakeAppleChain, make_chain
 pytest_plugins = ["tests.apns_server", "tests.pushes"]
 
 SECRET_KEY = "test-secret-key-that-is-long-enough"
-ADMIN_TOKEN = "test-admin-token"
+ADMIN_TOKEN = "test-admin-token-of-24-characters"
 PUBLIC_URL = "https://passes.example.test"
 P12_PASSWORD = "p12-password"
 

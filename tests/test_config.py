@@ -18,7 +18,7 @@ from app import database_url
 from passes.credentials import CredentialsError, load_credentials
 from passes.signing import sign_detached
 from tests.apple_chain import FakeAppleChain, issue, make_chain, make_wwdr
-from tests.conftest import P12_PASSWORD, PUBLIC_URL, SECRET_KEY
+from tests.conftest import ADMIN_TOKEN, P12_PASSWORD, PUBLIC_URL, SECRET_KEY
 from tests.pkpass_tools import openssl_verify_detached
 
 
@@ -84,7 +84,7 @@ def test_server_without_credentials_starts_and_says_what_is_missing(
     app = make_app(PASS_CERTIFICATE=None, WWDR_CERTIFICATE=None)
     assert "PASS_CERTIFICATE" in caplog.text
     response = app.test_client().post(
-        "/api/passes", headers={"Authorization": "Bearer test-admin-token"}, json={}
+        "/api/passes", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, json={}
     )
     assert response.status_code == 503
     assert "PASS_CERTIFICATE" in response.get_json()["message"]

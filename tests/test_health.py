@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import Admin
+from tests.conftest import ADMIN_TOKEN, Admin
 from tests.test_webservice import PUSH_TOKEN, auth, registration_url
 
 
@@ -63,7 +63,7 @@ def test_request_log_has_one_line_per_request_and_no_secrets(
     )
     assert token not in caplog.text
     assert PUSH_TOKEN not in caplog.text
-    assert "test-admin-token" not in caplog.text
+    assert ADMIN_TOKEN not in caplog.text
 
 
 def test_request_log_line_escapes_what_the_client_sent(

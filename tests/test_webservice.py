@@ -14,7 +14,7 @@ from werkzeug.http import http_date, parse_date
 
 from models import Device, Registration, db
 from passes.tokens import authentication_token
-from tests.conftest import SECRET_KEY, Admin
+from tests.conftest import ADMIN_TOKEN, SECRET_KEY, Admin
 from tests.pkpass_tools import openssl_verify, pass_json, unzip
 
 DEVICE = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
@@ -142,7 +142,7 @@ def test_register_twice_returns_200_and_keeps_one_row_with_the_new_push_token(
     [
         {},
         {"Authorization": "ApplePass wrong-token-wrong-token"},
-        {"Authorization": "Bearer test-admin-token"},
+        {"Authorization": f"Bearer {ADMIN_TOKEN}"},
         {"Authorization": "ApplePass"},
     ],
 )
