@@ -64,7 +64,7 @@ from werkzeug.http import http_date  # noqa: E402
 
 from bench import services  # noqa: E402
 from bench.apns_stand_in import ApnsStandIn  # noqa: E402
-from bench.build_passes import (  # noqa: E402
+from bench.common import (  # noqa: E402
     ADMIN_TOKEN,
     P12_PASSWORD,
     PER_PASS_DATA,

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere: import passes an
 
 import httpx  # noqa: E402
 
-from bench.build_passes import cpu_model  # noqa: E402
+from bench.common import cpu_model  # noqa: E402
 from passes.apns import ApnsClient, ApnsSettings, Outcome  # noqa: E402
 from tests.apple_chain import make_chain, make_server_certificate  # noqa: E402
 

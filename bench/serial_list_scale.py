@@ -12,7 +12,7 @@ Each device holds 10 passes spread over the whole passes table, and each pass is
 devices; a device's registrations were made at different times, so they lie in different
 parts of the table. Device library identifiers are 32 hex digits and push tokens 64, as Wallet
 sends them; update tags are spread over three updates per pass; each pass carries the
-per-pass JSON of bench/build_passes.py. Then VACUUM ANALYZE and a CHECKPOINT, so that
+per-pass JSON of bench/common.py. Then VACUUM ANALYZE and a CHECKPOINT, so that
 neither the statistics nor a checkpoint of the load falls inside the measurement.
 
 Measured, for a random device and a random `passesUpdatedSince` each time:
@@ -62,7 +62,7 @@ from flask_migrate import upgrade  # noqa: E402
 from sqlalchemy.dialects import postgresql  # noqa: E402
 
 from app import create_app, database_url  # noqa: E402
-from bench.build_passes import PER_PASS_DATA, machine_description  # noqa: E402
+from bench.common import PER_PASS_DATA, machine_description  # noqa: E402
 from models import db  # noqa: E402
 from passes.webservice import _DEVICE_PASSES  # noqa: E402
 
