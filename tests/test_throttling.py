@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -118,21 +117,3 @@ def test_an_unusable_storage_uri_stops_start_up_naming_it(
     message = capsys.readouterr().err
     assert "RATELIMIT_STORAGE_URI" in message
     assert "Traceback" not in message
-
-
-def test_no_limiter_hook_runs_outside_the_admin_api_and_dashboard(throttled_app: Flask) -> None:
-    """Flask-Limiter hooks into every request; the device paths must not pay for it."""
-
-    def from_flask_limiter(hook: Any) -> bool:
-        return getattr(getattr(hook, "func", hook), "__module__", "").startswith("flask_limiter")
-
-    registries = [
-        throttled_app.before_request_funcs,
-        throttled_app.after_request_funcs,
-        throttled_app.teardown_request_funcs,
-    ]
-    assert not [
-        hook for hooks in registries for hook in hooks.get(None, []) if from_flask_limiter(hook)
-    ]
-    for blueprint in ("admin", "dashboard"):
-        assert any(from_flask_limiter(hook) for hook in registries[0][blueprint])
