@@ -21,10 +21,11 @@ from pathlib import Path
 import psycopg2
 
 from bench.process_usage import session_cpu
+from tests import pgbouncer as pgbouncer_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_PORT = 5432
-PGBOUNCER = "/usr/sbin/pgbouncer"
+PGBOUNCER = pgbouncer_settings.PGBOUNCER
 
 
 def database_url(database: str, port: int = POSTGRES_PORT) -> str:
@@ -162,53 +163,21 @@ def check_port_free(port: int) -> None:
             raise SystemExit(f"port {port} on 127.0.0.1 is in use; stop what holds it") from None
 
 
-PGBOUNCER_INI = """\
-[databases]
-{database} = host=127.0.0.1 port={postgres_port} dbname={database} user=postgres
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = {port}
-unix_socket_dir =
-auth_type = trust
-auth_file = {folder}/users.txt
-; What Heroku's and most managed poolers do: a server connection per transaction, handed
-; out round robin, and replaced often.
-pool_mode = transaction
-server_round_robin = 1
-server_lifetime = {server_lifetime}
-default_pool_size = {pool_size}
-max_client_conn = 1000
-ignore_startup_parameters = extra_float_digits
-"""
-
-
 @contextmanager
 def pgbouncer(
     database: str, port: int, server_lifetime: int, pool_size: int, log: Path
 ) -> Iterator[subprocess.Popen]:
-    """Debian's PgBouncer in transaction mode in front of `database`, logging to `log`.
-
-    PgBouncer refuses to run as root; as root we pass `-u postgres` to make it switch user, so
-    its settings go in a folder of their own that user postgres can read.
-    """
+    """Debian's PgBouncer in transaction mode in front of `database`, logging to `log`: the
+    one the tests run (tests/pgbouncer.py), with this run's server lifetime and pool size."""
     with tempfile.TemporaryDirectory(prefix="bench-pgbouncer-") as temporary:
-        folder = Path(temporary)
-        folder.chmod(0o755)
-        (folder / "users.txt").write_text('"postgres" ""\n')
-        ini = folder / "pgbouncer.ini"
-        ini.write_text(
-            PGBOUNCER_INI.format(
-                database=database,
-                postgres_port=POSTGRES_PORT,
-                port=port,
-                folder=folder,
-                server_lifetime=server_lifetime,
-                pool_size=pool_size,
-            )
+        config = pgbouncer_settings.write_config(
+            Path(temporary),
+            port,
+            f"postgresql://postgres@127.0.0.1:{POSTGRES_PORT}/{database}",
+            server_lifetime=server_lifetime,
+            pool_size=pool_size,
         )
-        command = [PGBOUNCER, *(["-u", "postgres"] if os.geteuid() == 0 else []), str(ini)]
-        with process(shlex.join(command), {}, log) as child:
+        with process(shlex.join(pgbouncer_settings.command(config)), {}, log) as child:
             yield child
 
 

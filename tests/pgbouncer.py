@@ -34,14 +34,47 @@ listen_port = {listen_port}
 unix_socket_dir =
 auth_type = trust
 auth_file = {folder}/users.txt
+; What Heroku's and most managed poolers do: a server connection per transaction, handed
+; out round robin, and replaced often.
 pool_mode = transaction
 server_round_robin = 1
-server_lifetime = 5
-server_idle_timeout = 5
-max_client_conn = 500
-default_pool_size = 10
+server_lifetime = {server_lifetime}
+server_idle_timeout = {server_lifetime}
+max_client_conn = 1000
+default_pool_size = {pool_size}
 ignore_startup_parameters = extra_float_digits,options
 """
+
+
+def write_config(
+    folder: Path, port: int, database_url: str, *, server_lifetime: int = 5, pool_size: int = 10
+) -> Path:
+    """PgBouncer's settings in `folder`, in front of the server of `database_url`; the path
+    of its ini. PgBouncer refuses to run as root and runs as `postgres` then: it must read
+    them."""
+    server = sa.make_url(database_url)
+    folder.chmod(0o755)
+    users = folder / "users.txt"
+    users.write_text(f'"{server.username}" ""\n')
+    config = folder / "pgbouncer.ini"
+    config.write_text(
+        CONFIG.format(
+            host=server.host or "127.0.0.1",
+            port=server.port or 5432,
+            listen_port=port,
+            folder=folder,
+            server_lifetime=server_lifetime,
+            pool_size=pool_size,
+        )
+    )
+    for path in (users, config):
+        path.chmod(0o644)
+    return config
+
+
+def command(config: Path) -> list[str]:
+    """The command that runs PgBouncer with `config`, as user postgres when we are root."""
+    return [PGBOUNCER, *(["-u", "postgres"] if os.geteuid() == 0 else []), str(config)]
 
 
 class PgBouncer:
@@ -51,30 +84,15 @@ class PgBouncer:
         server = sa.make_url(database_url)
         self.port = port
         self.url = server.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
-        # PgBouncer refuses to run as root: it runs as `postgres` then, and must read this.
         self.folder = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
-        self.folder.chmod(0o755)
-        users = self.folder / "users.txt"
-        users.write_text(f'"{server.username}" ""\n')
-        self.config = self.folder / "pgbouncer.ini"
-        self.config.write_text(
-            CONFIG.format(
-                host=server.host or "127.0.0.1",
-                port=server.port or 5432,
-                listen_port=port,
-                folder=self.folder,
-            )
-        )
-        for path in (users, self.config):
-            path.chmod(0o644)
+        self.config = write_config(self.folder, port, database_url)
         self.log = self.folder / "output.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20.0) -> None:
-        as_user = ["-u", "postgres"] if os.geteuid() == 0 else []
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [PGBOUNCER, *as_user, str(self.config)], stdout=log, stderr=subprocess.STDOUT
+                command(self.config), stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + timeout
         while True:
