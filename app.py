@@ -202,7 +202,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             app.config.update(test_config)
         _configure_logging(app.config["LOG_LEVEL"])
         _check(app.config)
-        push_mode = _push_mode(app.config)
+        app.config["PUSH_MODE"] = push_mode = _push_mode(app.config)
         credentials = load_credentials(app.config)
         throttling.init_app(app, [admin.bp, dashboard.bp])
     except (ConfigError, CredentialsError, throttling.StorageUnusable) as error:

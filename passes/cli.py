@@ -170,6 +170,7 @@ def push_command(pass_type_id: str | None, serial: str | None, everything: bool)
 
     Wallet only downloads passes whose update tag moved, so pushing counts as an update:
     the passes get a new tag and Last-Modified, and their devices are queued and pushed.
+    Where workers push (PUSH_MODE=worker), they send them, at their pace.
     """
     if everything == bool(serial):
         raise click.UsageError("give PASS_TYPE_ID SERIAL, or --all [PASS_TYPE_ID]")
@@ -182,6 +183,11 @@ def push_command(pass_type_id: str | None, serial: str | None, everything: bool)
         db.session.commit()
         pending = pushing.pending_count()
         click.echo(f"{touched} passes marked changed; {pending} devices to push")
+        if current_app.config["PUSH_MODE"] == "worker":
+            # Sending from here as well would push at twice PUSH_RATE beside the workers,
+            # and wake phones faster than the web tier serves them (bench/fanout.py).
+            click.echo("the workers (flask passes worker) send them")
+            return
         with click.progressbar(length=pending, label="pushing") as bar:
             summary = pushing.drain_now(progress=bar.update)
     except ApiError as error:

@@ -200,6 +200,19 @@ def test_push_command_pushes_one_pass_and_all_passes(push_app: Flask, apns: Fake
     assert runner.invoke(args=["passes", "push"]).exit_code == 2
 
 
+def test_push_command_leaves_the_sending_to_the_workers_where_they_push(
+    make_app: Callable[..., Flask], apns: FakeApns
+) -> None:
+    app = make_app(APNS_URL=apns.url, APNS_CA_FILE=apns.ca_file, PUSH_MODE="worker")
+    seed_devices(app, 3)
+    result = app.test_cli_runner().invoke(args=["passes", "push", "--all"])
+    assert result.exit_code == 0, result.output
+    assert "3 devices to push" in result.output
+    assert "workers" in result.output
+    assert apns.requests == []
+    assert pending(app) == 3
+
+
 def test_inline_mode_pushes_right_after_the_change(
     make_app: Callable[..., Flask], apns: FakeApns
 ) -> None:
