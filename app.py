@@ -141,10 +141,10 @@ def config_from_environment(instance_path: str) -> dict[str, Any]:
         "PUSH_BATCH_SIZE": number_setting(env, "PUSH_BATCH_SIZE", 1000, minimum=1),
         "PUSH_LEASE_SECONDS": number_setting(env, "PUSH_LEASE_SECONDS", 30.0, minimum=1),
         # Pushes per second per process (0: unpaced). Each woken phone calls the web service
-        # back at once, so this is what the web tier can serve: two gunicorn workers on two
-        # cores, behind PgBouncer, with a pass signed per phone, serve about 200 phones a
-        # second with nothing to spare (bench/fanout.py, BENCHMARKS.md). Raise it with the
-        # web tier.
+        # back at once, so this is what the web tier can serve. Two gunicorn workers on two
+        # cores serve 150 phones a second that each download a freshly signed pass with
+        # room to spare directly, and just not behind PgBouncer on the same machine
+        # (bench/fanout.py, BENCHMARKS.md). Raise it with the web tier.
         "PUSH_RATE": number_setting(env, "PUSH_RATE", 150.0),
         "PUSH_POLL_SECONDS": number_setting(env, "PUSH_POLL_SECONDS", 0.5, minimum=0.1),
     }
