@@ -56,8 +56,9 @@ class SessionOnlyWhenSent(SecureCookieSessionInterface):
     """Flask's signed-cookie session, without its set-up on requests that carry no cookie.
 
     Only dashboard users have a session, yet Flask builds the cookie signer on every request;
-    on the device endpoints that was about a tenth of the time (bench/http_paths.py). An
-    empty session behaves as Flask's own, and saving one signs it as usual.
+    on the device endpoints that was about a tenth of the time (measured with
+    bench/http_paths.py, removed in 0400a08). An empty session behaves as Flask's own, and
+    saving one signs it as usual.
     """
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
