@@ -34,8 +34,9 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 
 from models import Device, PendingPush, PushOutcomeCount, db, utcnow
-from passes import context
+from passes import context, outages
 from passes.apns import ApnsClient, ApnsSettings, CertificateRejected, Outcome, PushResult
+from passes.outages import DATABASE_DOWN, Outage
 from passes.store import dialect_insert
 
 log = logging.getLogger(__name__)
@@ -47,14 +48,6 @@ RETRY_CAP = timedelta(hours=1)
 # On SIGTERM a batch in flight gets this long to be answered before it is handed back:
 # enough for APNs to answer a batch, well within the 30 s Heroku allows before SIGKILL.
 STOP_GRACE_SECONDS = 3.0
-# Waits between attempts while the database is unreachable: doubling, with a cap so that
-# the worker notices within seconds when it is back.
-OUTAGE_FIRST_WAIT = 0.5
-OUTAGE_MAX_WAIT = 15.0
-# What the driver raises when the database (or the pooler in front of it) is unreachable or
-# restarting. Anything else is a bug and ends the worker loudly.
-DATABASE_DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError)
-
 Pause = Callable[[asyncio.Event, float], Awaitable[bool]]
 
 
@@ -277,14 +270,6 @@ def _count_outcomes(connection: sa.Connection, summary: PushSummary, now: dateti
         connection.execute(upsert)
 
 
-async def _pause(stop: asyncio.Event, seconds: float) -> bool:
-    """Wait `seconds` unless asked to stop first; True when asked to stop."""
-    if seconds > 0 and not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
-    return stop.is_set()
-
-
 class Pacer:
     """At most `rate` pushes a second (PUSH_RATE; 0: as fast as APNs takes them).
 
@@ -302,7 +287,7 @@ class Pacer:
         self,
         rate: float,
         clock: Callable[[], float] = time.monotonic,
-        pause: Pause = _pause,
+        pause: Pause = outages.pause,
     ) -> None:
         self.rate = rate
         self.clock = clock  # the tests bring their own clock and pause instead of waiting
@@ -324,43 +309,6 @@ class Pacer:
     def started(self, pushes: int) -> None:
         if self.rate:
             self.next_start = self.clock() + pushes / self.rate
-
-
-def _first_line(error: Exception) -> str:
-    # The driver's own message, without SQLAlchemy's statement; only its first line, as
-    # later lines (DETAIL) can quote row values.
-    message = str(getattr(error, "orig", None) or error).strip()
-    return message.splitlines()[0] if message else type(error).__name__
-
-
-class Outage:
-    """The database is unreachable: one warning when that starts, one line when it ends, and
-    growing waits between attempts (each retry's error says nothing new)."""
-
-    def __init__(self) -> None:
-        self.failures = 0
-        self.since = 0.0
-
-    def failed(self, error: Exception) -> float:
-        """Note a failed attempt; return how many seconds to wait before the next."""
-        if not self.failures:
-            self.since = time.monotonic()
-            log.warning(
-                "database unavailable, pushes wait until it is back: %s", _first_line(error)
-            )
-        self.failures += 1
-        ceiling = min(OUTAGE_MAX_WAIT, OUTAGE_FIRST_WAIT * 2 ** (self.failures - 1))
-        # Jitter, so that several workers do not all knock at the same moment.
-        return ceiling * random.uniform(0.5, 1.0)
-
-    def over(self) -> None:
-        if self.failures:
-            log.info(
-                "database back after %.1f s (%d failed attempts)",
-                time.monotonic() - self.since,
-                self.failures,
-            )
-            self.failures = 0
 
 
 class Drainer:
@@ -530,13 +478,13 @@ async def work_forever(app: Flask, stop: asyncio.Event) -> PushSummary:
                 try:
                     batch = await drainer.drain()
                 except DATABASE_DOWN as error:
-                    await _pause(stop, drainer.outage.failed(error))
+                    await outages.pause(stop, drainer.outage.failed(error))
                     continue
                 if batch.certificate_rejected:
                     # Retrying every second would hammer Apple with a refused certificate.
-                    await _pause(stop, 60)
+                    await outages.pause(stop, 60)
                 elif batch.total == 0:
-                    await _pause(stop, app.config["PUSH_POLL_SECONDS"])
+                    await outages.pause(stop, app.config["PUSH_POLL_SECONDS"])
             # Stopped during an outage with a batch sent and not recorded: one last try.
             with contextlib.suppress(*DATABASE_DOWN):
                 drainer.record_unrecorded()

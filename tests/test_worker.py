@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from models import PendingPush, db, utcnow
-from passes import pushing
+from passes import outages, pushing
 from passes.apns import ApnsClient
 from tests.apns_server import NO_ANSWER, OK, FakeApns
 from tests.conftest import ADMIN_TOKEN, P12_PASSWORD, PUBLIC_URL, SECRET_KEY
@@ -262,8 +262,8 @@ def test_a_worker_rides_out_a_pgbouncer_restart(
 def test_an_outage_is_logged_once_and_waits_longer_each_try(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="passes.pushing")
-    outage = pushing.Outage()
+    caplog.set_level(logging.INFO, logger="passes.outages")
+    outage = outages.Outage()
     error = sa.exc.OperationalError("SELECT 1", {"token": "secret"}, Exception("refused"))
     waits = [outage.failed(error) for _ in range(8)]
     outage.over()
@@ -273,6 +273,6 @@ def test_an_outage_is_logged_once_and_waits_longer_each_try(
     assert messages[1].startswith("database back after")
     assert len(messages) == 2
     # Doubling from half a second (with jitter down to half), up to the cap.
-    ceilings = [min(pushing.OUTAGE_MAX_WAIT, 0.5 * 2**n) for n in range(8)]
+    ceilings = [min(outages.OUTAGE_MAX_WAIT, 0.5 * 2**n) for n in range(8)]
     assert all(c / 2 <= w <= c for w, c in zip(waits, ceilings, strict=True))
-    assert waits[-1] >= pushing.OUTAGE_MAX_WAIT / 2
+    assert waits[-1] >= outages.OUTAGE_MAX_WAIT / 2
