@@ -26,6 +26,7 @@ from passes import (
     openapi,
     pushing,
     throttling,
+    webhooks,
     webservice,
 )
 from passes.building import TemplateStore
@@ -147,6 +148,13 @@ def config_from_environment(instance_path: str) -> dict[str, Any]:
         # (bench/fanout.py, BENCHMARKS.md). Raise it with the web tier.
         "PUSH_RATE": number_setting(env, "PUSH_RATE", 150.0),
         "PUSH_POLL_SECONDS": number_setting(env, "PUSH_POLL_SECONDS", 0.5, minimum=0.1),
+        # Where events go (passes/webhooks.py), besides the endpoints added through the API.
+        "WEBHOOK_URL": env.get("WEBHOOK_URL") or None,
+        "WEBHOOK_SECRET": env.get("WEBHOOK_SECRET") or None,
+        # A receiver that has not answered by then is tried again later.
+        "WEBHOOK_TIMEOUT_SECONDS": number_setting(
+            env, "WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.1
+        ),
     }
 
 
@@ -174,6 +182,23 @@ def _check(config: dict[str, Any]) -> None:
         )
 
 
+def _check_webhook(config: dict[str, Any]) -> None:
+    url, secret = config.get("WEBHOOK_URL"), config.get("WEBHOOK_SECRET")
+    if url is None:
+        return
+    problem = webhooks.url_problem(url)
+    if problem:
+        raise ConfigError(f"WEBHOOK_URL {problem}.")
+    try:
+        webhooks.secret_key(secret or "")
+    except ValueError as error:
+        raise ConfigError(
+            f"WEBHOOK_SECRET: {error}. Receivers check every event's signature with it: set "
+            f"WEBHOOK_SECRET, for example to `{webhooks.SECRET_PREFIX}` followed by base64 of "
+            "24 random bytes (Standard Webhooks' form), or unset WEBHOOK_URL."
+        ) from None
+
+
 def _push_mode(config: dict[str, Any]) -> str:
     """Inline on SQLite (the no-setup default runs no worker), a worker otherwise."""
     mode = config.get("PUSH_MODE")
@@ -191,6 +216,10 @@ def _configure_logging(level: str) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
         root.addHandler(handler)
     root.setLevel(level)
+    # httpx logs every request with its whole URL; a webhook endpoint's path or query can
+    # hold the receiver's own key. passes/webhooks.py logs failures by origin instead.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -202,6 +231,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             app.config.update(test_config)
         _configure_logging(app.config["LOG_LEVEL"])
         _check(app.config)
+        _check_webhook(app.config)
         app.config["PUSH_MODE"] = push_mode = _push_mode(app.config)
         credentials = load_credentials(app.config)
         throttling.init_app(app, [admin.bp, dashboard.bp])
@@ -232,6 +262,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["pass_server"] = runtime
     if push_mode == "inline":
         runtime.after_change = pushing.InlinePusher(app)
+        webhooks.deliver_after_commit(app)
     app.session_interface = dashboard.SessionOnlyWhenSent()
     app.url_map.merge_slashes = False  # CollapseSlashes handles "//" without a redirect
     if app.config["FORWARDED_FOR_PROXIES"]:

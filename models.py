@@ -1,4 +1,5 @@
-"""Database models: passes, devices, registrations, device logs and the push queue.
+"""Database models: passes, devices, registrations, device logs, the push queue and the
+webhook outbox.
 
 This module is a leaf: it imports nothing of ours. The schema itself comes from the
 migrations in migrations/; these classes must stay in step with them (`flask db check`).
@@ -22,6 +23,8 @@ DEVICE_ID_LENGTH = 128
 PUSH_TOKEN_LENGTH = 256
 TEMPLATE_NAME_LENGTH = 64
 FILE_NAME_LENGTH = 255
+WEBHOOK_URL_LENGTH = 2048
+WEBHOOK_SECRET_LENGTH = 128
 
 
 def utcnow() -> datetime:
@@ -218,3 +221,51 @@ class PushOutcomeCount(db.Model):
     hour: Mapped[datetime] = mapped_column(UTCDateTime())
     outcome: Mapped[str] = mapped_column(sa.String(32))
     count: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
+class WebhookEndpoint(db.Model):
+    """A receiver of webhook events added through the admin API (WEBHOOK_URL, the one set
+    in the environment, has no row)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(sa.String(WEBHOOK_URL_LENGTH))
+    # Needed in clear to sign each delivery; never shown again after it is created.
+    secret: Mapped[str] = mapped_column(sa.String(WEBHOOK_SECRET_LENGTH))
+    # The event types it receives; null: every type.
+    events: Mapped[list[str] | None] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebhookMessage(db.Model):
+    """One event for one endpoint: the outbox the worker delivers from.
+
+    Written in the transaction of the change that caused it, so an event is never lost and
+    never sent for a change that was rolled back. Delivered rows stay a while for the
+    dashboard; undelivered rows stay until delivered.
+    """
+
+    __tablename__ = "webhook_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Standard Webhooks' webhook-id: the same for every attempt, so receivers can drop a
+    # message delivered twice.
+    message_id: Mapped[str] = mapped_column(sa.String(64))
+    # Null: the endpoint of WEBHOOK_URL.
+    endpoint_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    event_type: Mapped[str] = mapped_column(sa.String(64))
+    # The exact body sent, serialised once so that every attempt signs the same bytes.
+    body: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    # When to try next; null once delivered, so the worker's index holds only what is due.
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    # A worker's lease while it delivers (as for pending pushes).
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The last attempt's HTTP status (null: no answer) and, on failure, why.
+    last_status: Mapped[int | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(sa.String(200))

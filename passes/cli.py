@@ -14,9 +14,10 @@ import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app
 
 from models import Pass, db
-from passes import bundles, context, links, packages, pushing, store
+from passes import bundles, context, links, packages, pushing, store, webhooks
 from passes.credentials import load_certificate
 from passes.errors import ApiError
+from passes.outages import Outage
 from passes.validation import MAX_JSON_DEPTH, PassInvalid, Report
 from passes.verify import verify_pkpass
 
@@ -202,23 +203,32 @@ def push_command(pass_type_id: str | None, serial: str | None, everything: bool)
 def worker_command(once: bool) -> None:
     """Send pending pushes as they appear (run one or more, on any machines)."""
     context.credentials()  # fail now, readably, when nothing could be pushed
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
     if once:
         click.echo(pushing.drain_now().line())
+        click.echo(webhooks.deliver_now(app).line())
         return
     click.echo("worker started; SIGTERM or Ctrl-C to stop")
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    summary = asyncio.run(_work_until_signalled(app))
-    click.echo(f"worker stopped: {summary.line()}")
+    pushed, delivered = asyncio.run(_work_until_signalled(app))
+    click.echo(f"worker stopped: {pushed.line()}; {delivered.line()}")
 
 
-async def _work_until_signalled(app: Flask) -> pushing.PushSummary:
+async def _work_until_signalled(
+    app: Flask,
+) -> tuple[pushing.PushSummary, webhooks.DeliverySummary]:
     # Heroku sends SIGTERM on every restart and deploy, and SIGKILL 30 s later: the worker
-    # stops taking work, finishes or hands back its batch, and exits with status 0.
+    # stops taking work, finishes or hands back what it holds, and exits with status 0.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    return await pushing.work_forever(app, stop)
+    # Two tasks: a webhook receiver that is slow or down never holds up a push. A database
+    # outage holds up both, and is logged once.
+    outage = Outage("pushes and webhook deliveries")
+    pushed, delivered = await asyncio.gather(
+        pushing.work_forever(app, stop, outage), webhooks.deliver_forever(app, stop, outage)
+    )
+    return pushed, delivered
 
 
 @bp.cli.command("bundle")

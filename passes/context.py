@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from flask import current_app
+from flask import Flask, current_app
 
 from passes.building import TemplateStore
 from passes.credentials import PassCredentials
@@ -23,10 +23,16 @@ class Runtime:
     signed: SignedCache = field(default_factory=SignedCache)
     # Called after a change that queued pushes has been committed (see passes/pushing.py).
     after_change: Callable[[], None] = field(default=lambda: None)
+    # Called after a commit that queued webhook messages (see passes/webhooks.py).
+    deliver_webhooks: Callable[[], None] = field(default=lambda: None)
 
 
 def runtime() -> Runtime:
-    return current_app.extensions["pass_server"]
+    return runtime_of(current_app)
+
+
+def runtime_of(app: Flask) -> Runtime:
+    return app.extensions["pass_server"]
 
 
 def credentials() -> PassCredentials:

@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 
 from models import Device, PendingPush, PushOutcomeCount, db, utcnow
-from passes import context, outages
+from passes import context, outages, webhooks
 from passes.apns import ApnsClient, ApnsSettings, CertificateRejected, Outcome, PushResult
 from passes.outages import DATABASE_DOWN, Outage
 from passes.store import dialect_insert
@@ -174,6 +174,9 @@ def _finish(engine: sa.Engine, claimed: _Claimed, results: list[PushResult]) -> 
     done: list[tuple[int, int]] = []
     dead: dict[str, list[int]] = {}
     later: list[int] = []
+    # APNs's reason for each dead token and failed device, for the webhook events.
+    reasons: dict[str, str | None] = {}
+    failed: dict[int, str | None] = {}
     for result in results:
         devices = claimed.devices_by_token.get(result.token, [])
         if result.outcome in (Outcome.SENT, Outcome.FAILED):
@@ -183,8 +186,10 @@ def _finish(engine: sa.Engine, claimed: _Claimed, results: list[PushResult]) -> 
                 summary.sent += len(devices)
             else:
                 summary.failed += len(devices)
+                failed.update(dict.fromkeys(devices, result.reason))
         elif result.outcome is Outcome.DEAD_TOKEN:
             dead[result.token] = devices
+            reasons[result.token] = result.reason
         else:
             later += devices
             summary.retry_later += len(devices)
@@ -200,15 +205,31 @@ def _finish(engine: sa.Engine, claimed: _Claimed, results: list[PushResult]) -> 
                     PendingPush.version == version, PendingPush.device_id.in_(devices)
                 )
             ).rowcount
-        removed = 0
+        events: list[webhooks.Event] = []
         for dead_token, devices in dead.items():
             # Registrations and pending rows go with the device (ON DELETE CASCADE). Only
             # while it still has the dead token: a device that registered again meanwhile
             # (a restored phone) came with a new one and keeps its passes.
-            removed += connection.execute(
-                sa.delete(Device).where(Device.id.in_(devices), Device.push_token == dead_token)
-            ).rowcount
-        summary.removed = removed
+            gone = connection.scalars(
+                sa.delete(Device)
+                .where(Device.id.in_(devices), Device.push_token == dead_token)
+                .returning(Device.device_library_identifier)
+            ).all()
+            reason = reasons[dead_token]
+            events += [
+                webhooks.Event("device.removed", device_library_identifier=d, reason=reason)
+                for d in gone
+            ]
+        removed = summary.removed = len(events)
+        if failed:  # rare: read the devices' identifiers only then
+            identifiers = connection.execute(
+                sa.select(Device.id, Device.device_library_identifier).where(Device.id.in_(failed))
+            )
+            events += [
+                webhooks.Event("push.failed", device_library_identifier=d, reason=failed[pk])
+                for pk, d in identifiers
+            ]
+        webhooks.emit(connection, events)
         if later:
             _reschedule(connection, later, now)
         # What is still claimed (bumped by a newer update, or never answered) is free again.
@@ -323,6 +344,7 @@ class Drainer:
         lease: timedelta,
         pacer: Pacer,
         stop: asyncio.Event | None = None,
+        outage: Outage | None = None,
     ) -> None:
         self.client = client
         self.engine = engine
@@ -330,7 +352,7 @@ class Drainer:
         self.lease = lease
         self.pacer = pacer
         self.stop = stop or asyncio.Event()
-        self.outage = Outage()
+        self.outage = outage or Outage()
         self.total = PushSummary()  # everything recorded, across drains that failed midway
         # A batch sent whose finish failed (database down): recorded before anything else,
         # so that an outage does not make its devices wait for the lease and be pushed twice.
@@ -344,6 +366,7 @@ class Drainer:
         *,
         pacer: Pacer | None = None,
         stop: asyncio.Event | None = None,
+        outage: Outage | None = None,
     ) -> Drainer:
         return cls(
             client,
@@ -352,6 +375,7 @@ class Drainer:
             lease=timedelta(seconds=config["PUSH_LEASE_SECONDS"]),
             pacer=pacer or Pacer(config["PUSH_RATE"]),
             stop=stop,
+            outage=outage,
         )
 
     async def drain(self, progress: Callable[[int], None] | None = None) -> PushSummary:
@@ -466,14 +490,17 @@ def drain_now(
     return asyncio.run(run())
 
 
-async def work_forever(app: Flask, stop: asyncio.Event) -> PushSummary:
+async def work_forever(
+    app: Flask, stop: asyncio.Event, outage: Outage | None = None
+) -> PushSummary:
     """The worker: drain, then wait a little for more, until `stop` is set.
 
-    One APNs client for its lifetime. A database outage pauses it instead of ending it.
+    One APNs client for its lifetime. A database outage pauses it instead of ending it
+    (`outage` is shared with the worker's other tasks, so that it is logged once).
     """
     with app.app_context():
         async with ApnsClient(apns_settings()) as client:
-            drainer = Drainer.from_config(client, app.config, stop=stop)
+            drainer = Drainer.from_config(client, app.config, stop=stop, outage=outage)
             while not stop.is_set():
                 try:
                     batch = await drainer.drain()
@@ -525,6 +552,8 @@ class InlinePusher:
                     db.session.remove()
                 if summary.total:
                     log.info("inline push: %s", summary.line())
+                if summary.removed or summary.failed:  # each is a webhook event
+                    context.runtime_of(self.app).deliver_webhooks()
             except Exception:
                 log.exception("inline push failed; the pushes stay pending")
 

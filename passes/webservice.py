@@ -24,7 +24,7 @@ from models import (
     db,
     utcnow,
 )
-from passes import context, store
+from passes import context, store, webhooks
 from passes.apns import is_valid_token
 from passes.errors import NotFound, Unauthorized, ValidationError
 from passes.logtext import escaped
@@ -77,6 +77,15 @@ def _check_token(pass_type_identifier: str, serial_number: str) -> None:
         raise Unauthorized("the authentication token does not match this pass")
 
 
+def _event(type_: str, pass_: Pass, device_id: str | None = None) -> webhooks.Event:
+    return webhooks.Event(
+        type_,
+        pass_type_identifier=pass_.pass_type_identifier,
+        serial_number=pass_.serial_number,
+        device_library_identifier=device_id,
+    )
+
+
 REGISTRATION = "/v1/devices/<device_id>/registrations/<pass_type_id>/<serial_number>"
 
 
@@ -112,6 +121,8 @@ def register(device_id: str, pass_type_id: str, serial_number: str) -> tuple[Res
         .returning(Registration.id)
     )
     created = db.session.execute(registration).scalar_one_or_none() is not None
+    if created:
+        webhooks.emit(db.session, [_event("pass.registered", pass_, device_id)])
     db.session.commit()
     log.info("device registered for a pass (new=%s)", created)
     return jsonify({}), 201 if created else 200
@@ -244,6 +255,7 @@ def personalize(pass_type_id: str, serial_number: str) -> Response:
         raise NotFound("no pass here can be personalized")
     # Signed before the commit: if signing fails, nothing is kept and Wallet can try again.
     signature = sign_detached(token.encode(), context.credentials())
+    webhooks.emit(db.session, [_event("pass.personalized", pass_)])
     db.session.commit()
     current_app.extensions["pass_server"].after_change()
     log.info("pass personalized (rewards enrollment)")  # the info itself is personal data
@@ -296,11 +308,13 @@ def unregister(device_id: str, pass_type_id: str, serial_number: str) -> Respons
         sa.select(Device.id).where(Device.device_library_identifier == device_id).with_for_update()
     )
     if device_pk is not None:
-        db.session.execute(
+        unregistered = db.session.execute(
             sa.delete(Registration).where(
                 Registration.device_id == device_pk, Registration.pass_id == pass_.id
             )
-        )
+        ).rowcount
+        if unregistered:
+            webhooks.emit(db.session, [_event("pass.unregistered", pass_, device_id)])
         # Its pending push goes with it (ON DELETE CASCADE).
         db.session.execute(
             sa.delete(Device).where(
