@@ -23,6 +23,7 @@ from passes import (
     dashboard,
     distribution,
     health,
+    metrics,
     openapi,
     pushing,
     throttling,
@@ -148,6 +149,8 @@ def config_from_environment(instance_path: str) -> dict[str, Any]:
         # (bench/fanout.py, BENCHMARKS.md). Raise it with the web tier.
         "PUSH_RATE": number_setting(env, "PUSH_RATE", 150.0),
         "PUSH_POLL_SECONDS": number_setting(env, "PUSH_POLL_SECONDS", 0.5, minimum=0.1),
+        # Opens /metrics to a scraper sending it as a bearer token; unset, /metrics is a 404.
+        "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
         # Where events go (passes/webhooks.py), besides the endpoints added through the API.
         "WEBHOOK_URL": env.get("WEBHOOK_URL") or None,
         "WEBHOOK_SECRET": env.get("WEBHOOK_SECRET") or None,
@@ -234,7 +237,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         _check_webhook(app.config)
         app.config["PUSH_MODE"] = push_mode = _push_mode(app.config)
         credentials = load_credentials(app.config)
-        throttling.init_app(app, [admin.bp, dashboard.bp])
+        throttling.init_app(app, [admin.bp, dashboard.bp, metrics.bp])
     except (ConfigError, CredentialsError, throttling.StorageUnusable) as error:
         # One readable paragraph, not a traceback. Exit status 3 is gunicorn's "worker
         # failed to boot": the master stops instead of restarting workers forever.
@@ -276,6 +279,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin.bp, url_prefix="/api")
     app.register_blueprint(cli.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)  # /metrics
     app.register_blueprint(openapi.bp)  # /openapi.json
     app.register_blueprint(distribution.bp)  # /p/<token>: the public pass pages
     app.register_blueprint(dashboard.bp, url_prefix="/admin")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 from datetime import datetime
 from typing import Any
@@ -17,6 +16,7 @@ from passes.building import INJECTED_KEYS
 from passes.errors import Forbidden, NotFound, Unauthorized, ValidationError
 from passes.requests import json_body, whole_number
 from passes.signing import PKPASS_MIMETYPE
+from passes.tokens import bearer_matches
 from passes.validation import Report
 
 bp = Blueprint("admin", __name__)
@@ -30,10 +30,7 @@ def require_admin_token() -> None:
     expected = current_app.config.get("ADMIN_TOKEN")
     if not expected:
         raise Forbidden("the admin API is disabled: set ADMIN_TOKEN to enable it")
-    scheme, _, offered = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        offered.strip().encode(), expected.encode()
-    ):
+    if not bearer_matches(request.headers.get("Authorization", ""), expected):
         raise Unauthorized("send Authorization: Bearer <ADMIN_TOKEN>")
 
 

@@ -27,3 +27,11 @@ def token_matches(
     """Constant-time comparison of an offered token with the pass's own."""
     expected = authentication_token(secret_key, pass_type_identifier, serial_number)
     return hmac.compare_digest(expected.encode(), offered.encode())
+
+
+def bearer_matches(authorization: str, expected: str) -> bool:
+    """Whether an Authorization header is `Bearer <expected>`, compared in constant time."""
+    scheme, _, offered = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        offered.strip().encode(), expected.encode()
+    )

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import signal
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -344,3 +346,18 @@ def test_event_bodies_are_compact_json(hook_app: Flask, receiver: WebhookReceive
     assert json.loads(body)["type"] == "pass.registered"
     assert b" " not in body
     wait_until(lambda: messages(hook_app)[0].delivered_at is not None, "the delivery recorded")
+
+
+def test_the_readmes_example_request_verifies() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    secret = re.search(r"WEBHOOK_SECRET=(whsec_\S+?)`", readme).group(1)
+    example = re.search(r"```http\n(.*?)\n\n(.*?)\n```", readme, re.DOTALL)
+    headers = dict(line.split(": ", 1) for line in example.group(1).splitlines()[1:])
+    body = example.group(2)
+    timestamp = int(headers["webhook-timestamp"])
+    assert headers["webhook-signature"] == webhooks.signature(
+        webhooks.secret_key(secret), headers["webhook-id"], timestamp, body
+    )
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    assert headers["webhook-signature"] == Webhook(secret).sign(headers["webhook-id"], moment, body)
+    assert json.loads(body)["timestamp"] == moment.isoformat().replace("+00:00", ".000Z")
