@@ -45,7 +45,7 @@ from models import (
     db,
     utcnow,
 )
-from passes import distribution, links, pushing, store
+from passes import distribution, links, pushing, store, webhooks
 from passes.errors import ApiError
 from passes.requests import whole_number
 
@@ -70,6 +70,7 @@ class SessionOnlyWhenSent(SecureCookieSessionInterface):
 PAGE_SIZE = 50
 DEVICE_PAGE_SIZE = 100
 LOG_ROWS = 200
+WEBHOOK_ROWS = 100
 PUSH_HOURS = 72
 # A session ends on its own after this long, even if its browser never signs out.
 LOGIN_SECONDS = 12 * 3600
@@ -361,6 +362,19 @@ def push_outcomes() -> str:
         outcomes=OUTCOMES,
         pending=pushing.pending_count(),
         window=PUSH_HOURS,
+    )
+
+
+@bp.get("/webhooks")
+def webhook_deliveries() -> str:
+    """Where events go, and how the latest deliveries went."""
+    return render_template(
+        "dashboard/webhooks.html",
+        endpoints=webhooks.endpoints(),
+        backlog=webhooks.backlog(),
+        messages=webhooks.recent_messages(WEBHOOK_ROWS),
+        limit=WEBHOOK_ROWS,
+        display_url=webhooks.display_url,
     )
 
 

@@ -22,8 +22,8 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
-from models import PendingPush, PushOutcomeCount, WebhookMessage, db, utcnow
-from passes import context
+from models import PendingPush, PushOutcomeCount, db, utcnow
+from passes import context, webhooks
 from passes.errors import NotFound, Unauthorized
 from passes.tokens import bearer_matches
 
@@ -114,25 +114,21 @@ class DatabaseCollector(Collector):
             value=_age(oldest, now),
         )
 
-        backlog, failing, oldest_message = db.session.execute(
-            sa.select(
-                sa.func.count(),
-                sa.func.count().filter(WebhookMessage.attempts > 0),
-                sa.func.min(WebhookMessage.created_at),
-            ).where(WebhookMessage.delivered_at.is_(None))
-        ).one()
+        outbox = webhooks.backlog()
         yield GaugeMetricFamily(
-            "passes_webhook_backlog", "Webhook messages not yet delivered.", value=backlog
+            "passes_webhook_backlog",
+            "Webhook messages not yet delivered.",
+            value=outbox.undelivered,
         )
         yield GaugeMetricFamily(
             "passes_webhook_failing",
             "Undelivered webhook messages whose endpoint has already failed them at least once.",
-            value=failing,
+            value=outbox.failing,
         )
         yield GaugeMetricFamily(
             "passes_webhook_oldest_undelivered_seconds",
             "Age of the oldest undelivered webhook message (0: none).",
-            value=_age(oldest_message, now),
+            value=_age(outbox.oldest, now),
         )
 
     def _certificate(self) -> Metric:

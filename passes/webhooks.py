@@ -169,6 +169,58 @@ def _subscriptions(
     return found
 
 
+def display_url(url: str) -> str:
+    """An endpoint's URL for people: without its query, which may hold the receiver's key."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}" + ("?…" if parts.query else "")
+
+
+@dataclass(frozen=True)
+class EndpointView:
+    """An endpoint as admins see it: never its secret."""
+
+    id: str  # "env" for WEBHOOK_URL
+    url: str
+    events: list[str] | None  # None: every event type
+    created_at: datetime | None
+
+
+def endpoints() -> list[EndpointView]:
+    found = []
+    if current_app.config.get("WEBHOOK_URL"):
+        found.append(EndpointView("env", current_app.config["WEBHOOK_URL"], None, None))
+    rows = db.session.scalars(sa.select(WebhookEndpoint).order_by(WebhookEndpoint.id))
+    found += [EndpointView(str(e.id), e.url, e.events, e.created_at) for e in rows]
+    return found
+
+
+@dataclass(frozen=True)
+class Backlog:
+    undelivered: int
+    failing: int  # undelivered, and failed at least once
+    oldest: datetime | None  # when the oldest undelivered message was queued
+
+
+def backlog() -> Backlog:
+    undelivered, failing, oldest = db.session.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.count().filter(WebhookMessage.attempts > 0),
+            sa.func.min(WebhookMessage.created_at),
+        ).where(WebhookMessage.delivered_at.is_(None))
+    ).one()
+    return Backlog(undelivered, failing, oldest)
+
+
+def recent_messages(limit: int) -> list[WebhookMessage]:
+    """The newest messages, delivered or not, newest first."""
+    return list(
+        db.session.scalars(
+            sa.select(WebhookMessage).order_by(WebhookMessage.id.desc()).limit(limit)
+        )
+    )
+
+
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 

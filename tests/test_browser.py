@@ -27,6 +27,7 @@ from models import Pass, db
 from passes import links
 from tests.conftest import ADMIN_TOKEN, Admin
 from tests.pkpass_tools import openssl_verify, pass_json, unzip
+from tests.test_webhooks import failing_and_delivered
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -205,3 +206,21 @@ def test_admin_signs_in_finds_a_pass_and_voids_it(
     assert "voided" not in str(
         admin.get("/api/passes/pass.com.example.test/browser-keep-2").get_json()["pass"]
     )
+
+
+def test_the_webhooks_page_fits_a_phone(
+    server: tuple[Flask, str],
+    chrome: WebDriver,
+) -> None:
+    served, base = server
+    failing_and_delivered(served)  # one delivered, one failing
+    chrome.delete_all_cookies()
+    chrome.get(base + "/admin/login")
+    chrome.find_element(By.NAME, "token").send_keys(ADMIN_TOKEN)
+    chrome.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait(chrome).until(seen.visibility_of_element_located((By.NAME, "q")))
+    chrome.get(base + "/admin/webhooks")
+    table = wait(chrome).until(seen.visibility_of_element_located((By.TAG_NAME, "table")))
+    assert "device.removed" in table.text and "failing" in table.text
+    assert chrome.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    chrome.save_screenshot("/tmp/webhooks_page.png")

@@ -24,8 +24,9 @@ from standardwebhooks import Webhook
 from models import WebhookMessage, db, utcnow
 from passes import pushing, webhooks
 from tests.apns_server import FakeApns, Reply
-from tests.conftest import Admin
+from tests.conftest import ADMIN_TOKEN, Admin
 from tests.pushes import patch, seed_devices, token
+from tests.test_dashboard import sign_in
 from tests.test_personalization import INFO, enrollable, personalize_url
 from tests.test_webservice import DEVICE, auth, registration_url
 from tests.test_worker import start_worker, wait_until  # noqa: F401 (a fixture)
@@ -361,3 +362,41 @@ def test_the_readmes_example_request_verifies() -> None:
     moment = datetime.fromtimestamp(timestamp, UTC)
     assert headers["webhook-signature"] == Webhook(secret).sign(headers["webhook-id"], moment, body)
     assert json.loads(body)["timestamp"] == moment.isoformat().replace("+00:00", ".000Z")
+
+
+def failing_and_delivered(app: Flask) -> None:
+    """One message delivered and one failing, for the pages."""
+    now = utcnow()
+    with app.app_context():
+        for number, delivered in ((1, True), (2, False)):
+            db.session.add(
+                WebhookMessage(
+                    message_id=f"msg_{number}",
+                    event_type="pass.registered" if delivered else "device.removed",
+                    body="{}",
+                    created_at=now,
+                    due_at=None if delivered else now + timedelta(minutes=5),
+                    attempts=1 if delivered else 3,
+                    delivered_at=now if delivered else None,
+                    last_status=200 if delivered else 503,
+                    last_error=None if delivered else "answered HTTP 503",
+                )
+            )
+        db.session.commit()
+
+
+def test_the_dashboard_shows_endpoints_and_failing_deliveries(
+    make_app: Callable[..., Flask], receiver: WebhookReceiver
+) -> None:
+    app = make_app(WEBHOOK_URL=receiver.url, WEBHOOK_SECRET=SECRET)
+    failing_and_delivered(app)
+    browser = app.test_client()
+    sign_in(browser, ADMIN_TOKEN)
+    page = browser.get("/admin/webhooks")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "<strong>1</strong> message\n  waiting" in html and "1 failing" in html
+    assert "answered HTTP 503" in html and "delivered" in html
+    # The endpoint's path, never its query (it may hold the receiver's key) or the secret.
+    assert "/hooks/pass-server?…" in html
+    assert "key=abc" not in html and SECRET not in html
