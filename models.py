@@ -143,12 +143,44 @@ class Registration(db.Model):
     """A device holding a pass and asking to hear when it changes."""
 
     __tablename__ = "registrations"
-    __table_args__ = (sa.UniqueConstraint("device_id", "pass_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("device_id", "pass_id"),
+        # Which device a download is credited to (passes/delivery.py): the few waiting.
+        sa.Index(
+            "ix_registrations_download_due",
+            "pass_id",
+            "named_at",
+            postgresql_where=sa.text("named_at IS NOT NULL"),
+            sqlite_where=sa.text("named_at IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     device_id: Mapped[int] = mapped_column(sa.ForeignKey("devices.id", ondelete="CASCADE"))
     pass_id: Mapped[int] = mapped_column(sa.ForeignKey("passes.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    # Delivery: what this device last did with this pass (passes/delivery.py reads these).
+    # The last push to the device, for the pass's version (update tag) at that moment,
+    # with APNs's answer: outcome (sent, failed, retry_later), HTTP status, reason, apns-id.
+    pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    pushed_tag: Mapped[int | None] = mapped_column(sa.BigInteger)
+    push_outcome: Mapped[str | None] = mapped_column(sa.String(16))
+    push_status: Mapped[int | None] = mapped_column()
+    push_reason: Mapped[str | None] = mapped_column(sa.String(64))
+    apns_id: Mapped[str | None] = mapped_column(sa.String(36))
+    # The device's last serial list request (any answer) and the tag it was given; and
+    # since when a list has named this pass as changed without a download following (the
+    # device fetches it next; cleared by the download).
+    listed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    listed_tag: Mapped[int | None] = mapped_column(sa.BigInteger)
+    named_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The last version of the pass it downloaded (a 304 counts: it holds that version).
+    fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    fetched_tag: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # The last fetch that failed, ours or as Wallet reported it in its log.
+    fetch_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    fetch_error: Mapped[str | None] = mapped_column(sa.String(300))
 
 
 class DeviceLogEntry(db.Model):
@@ -269,3 +301,15 @@ class WebhookMessage(db.Model):
     # The last attempt's HTTP status (null: no answer) and, on failure, why.
     last_status: Mapped[int | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(sa.String(200))
+
+
+class RegistrationEventCount(db.Model):
+    """Devices that registered, unregistered or were removed (dead push token), per hour."""
+
+    __tablename__ = "registration_event_counts"
+    __table_args__ = (sa.UniqueConstraint("hour", "event"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime())
+    event: Mapped[str] = mapped_column(sa.String(32))
+    count: Mapped[int] = mapped_column(sa.BigInteger, default=0)

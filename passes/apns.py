@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import urlsplit
 
@@ -92,6 +92,9 @@ class PushResult:
     outcome: Outcome
     status: int | None = None  # HTTP status from APNs; None when no answer was received
     reason: str | None = None  # APNs "reason", or what went wrong locally
+    # APNs's id for the notification, the one Apple asks for when a push went astray.
+    # Not part of equality: it is unique to every push.
+    apns_id: str | None = field(default=None, compare=False)
 
 
 class CertificateRejected(Exception):
@@ -124,7 +127,7 @@ class _CertificateRefused(Exception):
     """The server refused our client certificate: TLS alert, or a GOAWAY saying so."""
 
 
-_Answer = tuple[int, str | None]  # HTTP status and APNs reason
+_Answer = tuple[int, str | None, str | None]  # HTTP status, APNs reason, apns-id
 _Headers = list[tuple[bytes, bytes]]
 
 
@@ -275,11 +278,12 @@ class ApnsClient:
 
 
 class _Stream:
-    __slots__ = ("answer", "status", "body")
+    __slots__ = ("answer", "status", "apns_id", "body")
 
     def __init__(self, answer: asyncio.Future[_Answer]) -> None:
         self.answer = answer
         self.status = 0
+        self.apns_id: str | None = None
         self.body = b""
 
 
@@ -419,7 +423,7 @@ class _Connection(asyncio.Protocol):
             if isinstance(event, h2.events.ResponseReceived):
                 stream = self._streams.get(event.stream_id)
                 if stream is not None:
-                    stream.status = _status(event.headers)
+                    stream.status, stream.apns_id = _status_and_id(event.headers)
             elif isinstance(event, h2.events.StreamEnded):
                 self._finish(event.stream_id)
             elif isinstance(event, h2.events.DataReceived):
@@ -460,7 +464,7 @@ class _Connection(asyncio.Protocol):
         if stream is None:
             return
         if not stream.answer.done():
-            stream.answer.set_result((stream.status, _reason(stream.body)))
+            stream.answer.set_result((stream.status, _reason(stream.body), stream.apns_id))
         if self.draining and not self._streams:
             self.close()
         self._room_freed()
@@ -498,11 +502,14 @@ class _Connection(asyncio.Protocol):
         self._changed(self)
 
 
-def _status(headers: list[tuple[bytes, bytes]]) -> int:
+def _status_and_id(headers: list[tuple[bytes, bytes]]) -> tuple[int, str | None]:
+    status, apns_id = 0, None
     for name, value in headers:
         if name == b":status":
-            return int(value)
-    return 0
+            status = int(value)
+        elif name == b"apns-id":
+            apns_id = value[:36].decode("ascii", "replace")  # a UUID
+    return status, apns_id
 
 
 def _reason(body: bytes) -> str | None:
@@ -560,32 +567,33 @@ class _Batch:
         headers = self.client._headers(token, self.tail)
         status: int | None = None
         reason: str | None = None
+        apns_id: str | None = None
         for attempt in range(1, self.settings.max_attempts + 1):
             try:
-                status, reason = await self.client._request(headers, self._stop_requested)
+                status, reason, apns_id = await self.client._request(headers, self._stop_requested)
             except _Stopped:
-                return PushResult(token, Outcome.RETRY_LATER, status, reason or "NotSent")
+                return PushResult(token, Outcome.RETRY_LATER, status, reason or "NotSent", apns_id)
             except _CertificateRefused as exc:
                 self._reject(str(exc))
                 return PushResult(token, Outcome.RETRY_LATER, None, str(exc))
             except (OSError, TimeoutError, _StreamLost) as exc:
-                status, reason = None, str(exc) or type(exc).__name__
+                status, reason, apns_id = None, str(exc) or type(exc).__name__, None
             else:
                 if status == 200:
-                    return PushResult(token, Outcome.SENT, status, reason)
+                    return PushResult(token, Outcome.SENT, status, reason, apns_id)
                 if status == 410 or (status == 400 and reason in DEAD_TOKEN_REASONS):
-                    return PushResult(token, Outcome.DEAD_TOKEN, status, reason)
+                    return PushResult(token, Outcome.DEAD_TOKEN, status, reason, apns_id)
                 if status == 403:
                     self._reject(reason or "Forbidden")
-                    return PushResult(token, Outcome.RETRY_LATER, status, reason)
+                    return PushResult(token, Outcome.RETRY_LATER, status, reason, apns_id)
                 if status != 429 and status < 500:
                     log.warning(
                         "APNs refused the push to %s: %d %s", token_prefix(token), status, reason
                     )
-                    return PushResult(token, Outcome.FAILED, status, reason)
+                    return PushResult(token, Outcome.FAILED, status, reason, apns_id)
             if attempt < self.settings.max_attempts and not await self._back_off(attempt):
                 break
-        return PushResult(token, Outcome.RETRY_LATER, status, reason)
+        return PushResult(token, Outcome.RETRY_LATER, status, reason, apns_id)
 
     async def _back_off(self, attempt: int) -> bool:
         """Wait before the next attempt; False when the batch stopped meanwhile."""

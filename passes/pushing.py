@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 
 from models import Device, PendingPush, PushOutcomeCount, db, utcnow
-from passes import context, outages, webhooks
+from passes import context, delivery, outages, webhooks
 from passes.apns import ApnsClient, ApnsSettings, CertificateRejected, Outcome, PushResult
 from passes.outages import DATABASE_DOWN, Outage
 from passes.store import dialect_insert
@@ -195,6 +195,7 @@ def _finish(engine: sa.Engine, claimed: _Claimed, results: list[PushResult]) -> 
             summary.retry_later += len(devices)
     now = utcnow()
     with engine.begin() as connection:
+        delivery.record_pushes(connection, claimed.devices_by_token, results, now)
         # Only the version we pushed: a row that a newer update bumped meanwhile stays. Rows
         # share a handful of versions, so one plain IN list per version is far cheaper than
         # a list of (device, version) pairs.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Callable
@@ -24,9 +25,9 @@ from models import (
     db,
     utcnow,
 )
-from passes import context, store, webhooks
+from passes import context, delivery, store, webhooks
 from passes.apns import is_valid_token
-from passes.errors import NotFound, Unauthorized, ValidationError
+from passes.errors import ApiError, NotFound, Unauthorized, ValidationError
 from passes.logtext import escaped
 from passes.requests import json_body, whole_number
 from passes.signing import PKPASS_MIMETYPE, sign_detached
@@ -123,6 +124,7 @@ def register(device_id: str, pass_type_id: str, serial_number: str) -> tuple[Res
     created = db.session.execute(registration).scalar_one_or_none() is not None
     if created:
         webhooks.emit(db.session, [_event("pass.registered", pass_, device_id)])
+        delivery.count_event(delivery.REGISTERED)
     db.session.commit()
     log.info("device registered for a pass (new=%s)", created)
     return jsonify({}), 201 if created else 200
@@ -142,9 +144,14 @@ def updated_serials(device_id: str, pass_type_id: str) -> Response:
     # counter" can never skip an update committed around this request.
     last_updated = rows[0].counter
     since = _parse_tag(request.args.get("passesUpdatedSince"), last_updated)
-    serials = sorted(row.serial_number for row in rows if since is None or row.update_tag > since)
-    if not serials:
+    changed = [row for row in rows if since is None or row.update_tag > since]
+    # On 204 the device keeps the tag it sent.
+    given = last_updated if changed else since
+    delivery.record_list([row.id for row in rows], [row.id for row in changed], given, utcnow())
+    db.session.commit()
+    if not changed:
         return Response(status=204)
+    serials = sorted(row.serial_number for row in changed)
     return jsonify({"serialNumbers": serials, "lastUpdated": str(last_updated)})
 
 
@@ -156,6 +163,7 @@ _DEVICE_PASSES = (
         .label("counter"),
         Pass.serial_number,
         Pass.update_tag,
+        Registration.id,
     )
     .join(Registration, Registration.pass_id == Pass.id)
     .join(Device, Device.id == Registration.device_id)
@@ -187,11 +195,28 @@ def latest_pass(pass_type_id: str, serial_number: str) -> Response:
     if _device_has_current(pass_.shares_second_with_previous, last_modified, header):
         response = Response(status=304)
     else:
-        response = Response(store.committed_pkpass(pass_), mimetype=PKPASS_MIMETYPE)
+        response = Response(_pkpass_or_record_failure(pass_), mimetype=PKPASS_MIMETYPE)
+    delivery.record_fetch(pass_, utcnow())
+    db.session.commit()
     response.headers["Last-Modified"] = header
     # Wallet asks again after every push; nothing in between may serve an old copy.
     response.headers["Cache-Control"] = "no-cache"
     return response
+
+
+def _pkpass_or_record_failure(pass_: Pass) -> bytes:
+    """The signed pass; when it cannot be made, the device's record says why first."""
+    pass_id = pass_.id
+    try:
+        return store.committed_pkpass(pass_)
+    except Exception as error:
+        # The answer is an error either way; a database that fails here too changes nothing.
+        reason = error.message if isinstance(error, ApiError) else type(error).__name__
+        db.session.rollback()
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
+            delivery.record_fetch_failure(pass_id, f"server: {reason}", utcnow())
+            db.session.commit()
+        raise
 
 
 def _device_has_current(
@@ -315,6 +340,7 @@ def unregister(device_id: str, pass_type_id: str, serial_number: str) -> Respons
         ).rowcount
         if unregistered:
             webhooks.emit(db.session, [_event("pass.unregistered", pass_, device_id)])
+        delivery.count_event(delivery.UNREGISTERED, unregistered)
         # Its pending push goes with it (ON DELETE CASCADE).
         db.session.execute(
             sa.delete(Device).where(
@@ -342,6 +368,7 @@ def device_log() -> Response:
     ]
     if entries:
         db.session.execute(sa.insert(DeviceLogEntry), entries)
+        delivery.record_wallet_log((entry["message"] for entry in entries), now)
         _prune_log()
         db.session.commit()
         for entry in entries:

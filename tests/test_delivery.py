@@ -1,0 +1,173 @@
+"""Delivery tracking: each device's record and state, through the real web service and APNs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from models import RegistrationEventCount, db
+from passes import pushing
+from passes.delivery import SILENT_AFTER, Delivery, State, delivery_state
+from tests.apns_server import FakeApns, Reply
+from tests.delivery_phones import create_pass, phone, record, states
+from tests.pushes import patch
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+EARLIER = NOW - timedelta(hours=1)
+
+
+def facts(**changes: object) -> Delivery:
+    base: dict[str, object] = {
+        "pass_tag": 7,
+        "pass_updated_at": EARLIER,
+        "registered_at": EARLIER - timedelta(days=1),
+        "push_queued": False,
+    }
+    return Delivery(**{**base, **changes})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("changes", "state"),
+    [
+        ({"pass_updated_at": EARLIER - timedelta(days=2)}, State.CURRENT),  # unchanged since
+        ({"fetched_tag": 7, "fetched_at": NOW}, State.CURRENT),
+        ({"push_queued": True}, State.WAITING),
+        ({"pushed_at": EARLIER, "push_outcome": "sent", "push_status": 200}, State.WOKEN),
+        (
+            {"pushed_at": EARLIER, "push_outcome": "sent", "listed_at": NOW, "listed_tag": 7},
+            State.WOKEN,
+        ),
+        ({"pushed_at": EARLIER, "push_outcome": "failed", "push_status": 400}, State.FAILING),
+        (
+            {"fetched_tag": 6, "fetched_at": EARLIER, "fetch_failed_at": NOW},
+            State.FAILING,
+        ),
+        ({"fetched_tag": 7, "fetched_at": NOW, "fetch_failed_at": EARLIER}, State.CURRENT),
+        (
+            {"pushed_at": NOW - SILENT_AFTER - timedelta(seconds=1), "push_outcome": "sent"},
+            State.SILENT,
+        ),
+        (
+            {
+                "pushed_at": NOW - SILENT_AFTER - timedelta(hours=1),
+                "push_outcome": "sent",
+                "listed_at": NOW - timedelta(hours=2),
+            },
+            State.WOKEN,  # it asked after the push: alive, just not fetched
+        ),
+        ({"pushed_at": NOW - SILENT_AFTER, "push_outcome": "sent"}, State.WOKEN),
+    ],
+)
+def test_the_state_rule(changes: dict[str, object], state: State) -> None:
+    assert delivery_state(facts(**changes), NOW) is state
+
+
+def test_a_push_then_a_fetch_moves_a_device_from_waiting_to_woken_to_current(
+    push_app: Flask, apns: FakeApns
+) -> None:
+    create_pass(push_app, "journey")
+    iphone, ipad = phone(push_app, 1), phone(push_app, 2)
+    assert iphone.register("journey") == 201
+    assert ipad.register("journey") == 201
+    assert states(push_app, "journey") == {"phone-0001": "current", "phone-0002": "current"}
+
+    patch(push_app, "journey")
+    assert set(states(push_app, "journey").values()) == {"waiting"}
+
+    with push_app.app_context():
+        assert pushing.drain_now().sent == 2
+    assert set(states(push_app, "journey").values()) == {"woken"}
+    pushed = record(push_app, "journey", "phone-0001")
+    assert (pushed.push_outcome, pushed.push_status, pushed.push_reason) == ("sent", 200, None)
+    assert pushed.apns_id and len(pushed.apns_id) == 36  # the id APNs answered with
+    assert pushed.pushed_tag == pushed.pass_tag
+
+    assert iphone.woken() == ["journey"]
+    assert states(push_app, "journey") == {"phone-0001": "current", "phone-0002": "woken"}
+    fetched = record(push_app, "journey", "phone-0001")
+    assert fetched.fetched_tag == fetched.pass_tag
+    assert fetched.listed_tag == int(iphone.tag or 0)
+    assert fetched.fetched_at and fetched.pushed_at and fetched.fetched_at >= fetched.pushed_at
+
+    # The iPad only lists for now: still woken, and the download that follows is its own.
+    assert ipad.list_changed() == ["journey"]
+    assert states(push_app, "journey")["phone-0002"] == "woken"
+    assert ipad.fetch("journey") == 200
+    assert set(states(push_app, "journey").values()) == {"current"}
+
+
+def test_a_refused_push_shows_failing_with_apns_reason(push_app: Flask, apns: FakeApns) -> None:
+    create_pass(push_app, "refused")
+    device = phone(push_app, 3)
+    device.register("refused")
+    apns.script(device.push_token, Reply(400, "TopicDisallowed"))
+    patch(push_app, "refused")
+    with push_app.app_context():
+        assert pushing.drain_now().failed == 1
+    assert states(push_app, "refused") == {"phone-0003": "failing"}
+    refused = record(push_app, "refused", "phone-0003")
+    assert (refused.push_outcome, refused.push_status, refused.push_reason) == (
+        "failed",
+        400,
+        "TopicDisallowed",
+    )
+
+
+def test_a_download_wallet_reports_as_failed_shows_failing(push_app: Flask) -> None:
+    create_pass(push_app, "broken")
+    device = phone(push_app, 4)
+    device.register("broken")
+    patch(push_app, "broken")
+    assert device.list_changed() == ["broken"]
+    message = (
+        "[2026-11-30 12:00:00 +0000] Get pass task (pass type pass.com.example.test, serial "
+        "number broken, if-modified-since (null); with web service url "
+        "https://passes.example.test/wallet) encountered error: Unexpected response code 500"
+    )
+    response = device.client.post("/wallet/v1/log", json={"logs": [message]})
+    assert response.status_code == 200
+    assert states(push_app, "broken") == {"phone-0004": "failing"}
+    assert record(push_app, "broken", "phone-0004").fetch_error == (
+        "Wallet: Unexpected response code 500"
+    )
+    assert device.fetch("broken") == 200  # the next download that works clears it
+    assert states(push_app, "broken") == {"phone-0004": "current"}
+
+
+def test_a_not_modified_answer_counts_as_holding_the_version(push_app: Flask) -> None:
+    create_pass(push_app, "same")
+    device = phone(push_app, 5)
+    device.register("same")
+    patch(push_app, "same")
+    assert device.list_changed() == ["same"]
+    url = "/wallet/v1/passes/pass.com.example.test/same"
+    headers = device._auth("same")
+    last_modified = device.client.head(url, headers=headers).headers["Last-Modified"]
+    # The HEAD above was credited already; a list naming it again wants another download.
+    assert device.list_changed() == []
+    response = device.client.get(url, headers={**headers, "If-Modified-Since": last_modified})
+    assert response.status_code in (200, 304)
+    assert states(push_app, "same") == {"phone-0005": "current"}
+
+
+def test_registrations_and_removals_are_counted_per_hour(push_app: Flask, apns: FakeApns) -> None:
+    create_pass(push_app, "counted")
+    kept, leaving, dead = phone(push_app, 6), phone(push_app, 7), phone(push_app, 8)
+    for device in (kept, leaving, dead):
+        assert device.register("counted") == 201
+    assert kept.register("counted") == 200  # again: not a new install
+    url = f"/wallet/v1/devices/{leaving.library_id}/registrations/pass.com.example.test/counted"
+    assert leaving.client.delete(url, headers=leaving._auth("counted")).status_code == 200
+    apns.script(dead.push_token, Reply(410, "Unregistered"))
+    patch(push_app, "counted")
+    with push_app.app_context():
+        assert pushing.drain_now().removed == 1
+        counts = dict(
+            db.session.execute(
+                sa.select(RegistrationEventCount.event, RegistrationEventCount.count)
+            ).all()
+        )
+    assert counts == {"registered": 3, "unregistered": 1, "removed": 1}
