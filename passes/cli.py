@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app
 
 from models import Pass, db
-from passes import bundles, context, links, packages, pushing, store, webhooks
+from passes import bundles, context, doctor, links, packages, pushing, store, webhooks
 from passes.credentials import load_certificate
 from passes.errors import ApiError
 from passes.outages import Outage
@@ -280,3 +280,25 @@ def sign_command(folder: Path, output: Path) -> None:
     _warn(report)
     output.write_bytes(pkpass)
     click.echo(f"wrote {output} ({len(pkpass)} bytes)")
+
+
+@bp.cli.command("doctor")
+@click.argument("serial")
+@click.option("--type", "pass_type_id", help="pass type identifier, when several have SERIAL")
+def doctor_command(serial: str, pass_type_id: str | None) -> None:
+    """Walk the chain from this server to the phones and name the first broken link.
+
+    Exit status 0 when every registered device holds the current version, 1 otherwise.
+    """
+    query = sa.select(Pass).where(Pass.serial_number == serial)
+    if pass_type_id:
+        query = query.where(Pass.pass_type_identifier == pass_type_id)
+    found = db.session.scalars(query.limit(2)).all()
+    if len(found) != 1:
+        problem = "no pass has" if not found else "several pass types have"
+        click.echo(f"error: {problem} serial number {serial!r}; give --type", err=True)
+        sys.exit(2 if found else 1)
+    diagnosis = doctor.diagnose(found[0])
+    click.echo("\n".join(doctor.report_lines(diagnosis)))
+    if not diagnosis.all_current:
+        sys.exit(1)
