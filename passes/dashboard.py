@@ -45,7 +45,7 @@ from models import (
     db,
     utcnow,
 )
-from passes import distribution, links, pushing, store, webhooks
+from passes import delivery, distribution, doctor, links, overview, pushing, store, webhooks
 from passes.errors import ApiError
 from passes.requests import whole_number
 
@@ -280,6 +280,10 @@ def pass_detail(pass_type_id: str, serial_number: str) -> str:
     registrations = store.registrations_of(
         pass_, limit=DEVICE_PAGE_SIZE, offset=(page - 1) * DEVICE_PAGE_SIZE
     )
+    deliveries = delivery.deliveries_of(
+        pass_, limit=DEVICE_PAGE_SIZE, offset=(page - 1) * DEVICE_PAGE_SIZE
+    )
+    wallet_log = delivery.log_entries_about(pass_)
     return render_template(
         "dashboard/pass.html",
         pass_=pass_,
@@ -296,6 +300,11 @@ def pass_detail(pass_type_id: str, serial_number: str) -> str:
         devices=devices,
         page=page,
         pages=pages,
+        diagnosis=doctor.diagnose(pass_),
+        state_meanings=delivery.MEANINGS,
+        timelines={
+            item.device_id: (item, delivery.timeline(item, wallet_log)) for item in deliveries
+        },
     )
 
 
@@ -331,6 +340,12 @@ def void(pass_type_id: str, serial_number: str) -> Response:
     current_app.extensions["pass_server"].after_change()
     flash("The pass is voided; devices that hold it are being told.")
     return redirect(back)
+
+
+@bp.get("/overview")
+def overview_page() -> str:
+    """Charts: pushes per hour, installs and removals per day, push-to-download times."""
+    return render_template("dashboard/overview.html", overview=overview.overview(utcnow()))
 
 
 @bp.get("/logs")

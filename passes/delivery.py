@@ -433,3 +433,20 @@ def timeline(item: DeviceDelivery, wallet_log: Iterable[DeviceLogEntry]) -> list
         Event(entry.created_at, "Wallet log", entry.message, bad=True) for entry in wallet_log
     ]
     return sorted(events, key=lambda event: event.at)
+
+
+def push_to_fetch(since: datetime) -> tuple[list[float], int]:
+    """Seconds from each accepted push since `since` to the download that followed it, and
+    how many of those pushes have no download yet (each device's latest push only)."""
+    rows = db.session.execute(
+        sa.select(Registration.pushed_at, Registration.fetched_at).where(
+            Registration.push_outcome == str(Outcome.SENT), Registration.pushed_at >= since
+        )
+    )
+    latencies, waiting = [], 0
+    for pushed_at, fetched_at in rows:
+        if fetched_at is not None and fetched_at >= pushed_at:
+            latencies.append((fetched_at - pushed_at).total_seconds())
+        else:
+            waiting += 1
+    return latencies, waiting
