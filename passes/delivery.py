@@ -172,12 +172,15 @@ def _downloader(pass_id: int) -> sa.ColumnElement[Any]:
 
     Both lookups stay small however many devices hold the pass: the first walks the
     partial index of registrations waiting to download, the second reads two rows at most.
+    Thousands of phones downloading one pass at once each take a different waiting row
+    (SKIP LOCKED, PostgreSQL) instead of queueing for the oldest one's lock.
     """
     waiting = (
         sa.select(Registration.id)
         .where(Registration.pass_id == pass_id, Registration.named_at.is_not(None))
         .order_by(Registration.named_at)
         .limit(1)
+        .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
     two = sa.select(Registration.id).where(Registration.pass_id == pass_id).limit(2).subquery()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -137,6 +139,23 @@ def test_a_download_wallet_reports_as_failed_shows_failing(push_app: Flask) -> N
     assert states(push_app, "broken") == {"phone-0004": "current"}
 
 
+def test_a_download_this_server_fails_shows_failing_with_its_reason(
+    push_app: Flask, make_app: Callable[..., Flask]
+) -> None:
+    create_pass(push_app, "unsigned")
+    device = phone(push_app, 9)
+    device.register("unsigned")
+    patch(push_app, "unsigned")
+    assert device.list_changed() == ["unsigned"]
+    # The same database served by a process that lost its certificate.
+    broken = make_app(PASS_CERTIFICATE=None, WWDR_CERTIFICATE=None)
+    device.client = broken.test_client()
+    assert device.fetch("unsigned") == 503
+    assert states(push_app, "unsigned") == {"phone-0009": "failing"}
+    failure = record(push_app, "unsigned", "phone-0009").fetch_error
+    assert failure.startswith("server: No pass certificate is configured")
+
+
 def test_a_not_modified_answer_counts_as_holding_the_version(push_app: Flask) -> None:
     create_pass(push_app, "same")
     device = phone(push_app, 5)
@@ -171,3 +190,17 @@ def test_registrations_and_removals_are_counted_per_hour(push_app: Flask, apns: 
             ).all()
         )
     assert counts == {"registered": 3, "unregistered": 1, "removed": 1}
+
+
+def test_phones_downloading_one_pass_at_once_are_each_credited_once(push_app: Flask) -> None:
+    create_pass(push_app, "crowd")
+    phones = [phone(push_app, 100 + n) for n in range(12)]
+    for device in phones:
+        device.register("crowd")
+    patch(push_app, "crowd")
+    for device in phones:
+        assert device.list_changed() == ["crowd"]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda device: device.fetch("crowd"), phones))
+    assert answers == [200] * len(phones)
+    assert set(states(push_app, "crowd").values()) == {"current"}
