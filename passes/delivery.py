@@ -27,12 +27,12 @@ from models import (
     Device,
     DeviceLogEntry,
     Pass,
-    PendingPush,
     Registration,
     RegistrationEventCount,
     db,
     utcnow,
 )
+from passes import store
 from passes.apns import Outcome, PushResult
 from passes.store import dialect_insert
 
@@ -353,34 +353,19 @@ def deliveries_of(
 ) -> list[DeviceDelivery]:
     """The devices holding the pass with their states, oldest registration first."""
     now = now or utcnow()
-    query = (
-        sa.select(
-            Device.id,
-            Device.device_library_identifier,
-            Device.push_token,
-            Registration.created_at,
-            PendingPush.device_id.is_not(None),
-            *_RECORD,
-        )
-        .join(Registration, Registration.device_id == Device.id)
-        .outerjoin(PendingPush, PendingPush.device_id == Device.id)
-        .where(Registration.pass_id == pass_.id)
-        .order_by(Registration.created_at, Registration.id)
-        .limit(limit)
-        .offset(offset)
-    )
     found = []
-    for device_id, library_id, token, registered_at, queued, *record in db.session.execute(query):
+    rows = store.registrations_of(pass_, limit, offset, extra=_RECORD)
+    for device, registered_at, queued, *record in rows:
         delivery = Delivery(
-            pass_.update_tag,
-            pass_.updated_at,
-            registered_at,
-            bool(queued),
-            *record,
+            pass_.update_tag, pass_.updated_at, registered_at, queued is not None, *record
         )
         found.append(
             DeviceDelivery(
-                device_id, library_id, token[:8], delivery, delivery_state(delivery, now)
+                device.id,
+                device.device_library_identifier,
+                device.push_token[:8],
+                delivery,
+                delivery_state(delivery, now),
             )
         )
     return found

@@ -11,7 +11,7 @@ import base64
 import binascii
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -357,11 +357,14 @@ def touch_all(pass_type_identifier: str | None = None) -> int:
     return touched
 
 
-def registrations_of(pass_: Pass, limit: int | None = None, offset: int = 0) -> list[Any]:
-    """(device, registered at, device id if a push is pending) for each device holding it,
-    oldest registration first (id breaks ties, so pages neither repeat nor skip one)."""
+def registrations_of(
+    pass_: Pass, limit: int | None = None, offset: int = 0, extra: Sequence[Any] = ()
+) -> list[Any]:
+    """(device, registered at, device id if a push is pending, *extra columns) for each
+    device holding it, oldest registration first (id breaks ties, so pages neither repeat
+    nor skip one)."""
     query = (
-        sa.select(Device, Registration.created_at, PendingPush.device_id)
+        sa.select(Device, Registration.created_at, PendingPush.device_id, *extra)
         .join(Registration, Registration.device_id == Device.id)
         .outerjoin(PendingPush, PendingPush.device_id == Device.id)
         .where(Registration.pass_id == pass_.id)
