@@ -407,14 +407,14 @@ def timeline(item: DeviceDelivery, wallet_log: Iterable[DeviceLogEntry]) -> list
     events = [Event(d.registered_at, "registered")]
     if d.pushed_at:
         answer = " ".join(str(p) for p in (d.push_status, d.push_reason) if p) or "no answer"
-        detail = f"version {d.pushed_tag}; APNs: {answer}"
+        detail = f"update tag {d.pushed_tag}; APNs: {answer}"
         if d.apns_id:
             detail += f"; apns-id {d.apns_id}"
         events.append(Event(d.pushed_at, "pushed", detail, bad=d.push_outcome != Outcome.SENT))
     if d.listed_at:
         events.append(Event(d.listed_at, "listed", f"given tag {d.listed_tag}"))
     if d.fetched_at:
-        events.append(Event(d.fetched_at, "fetched", f"version {d.fetched_tag}"))
+        events.append(Event(d.fetched_at, "fetched", f"update tag {d.fetched_tag}"))
     if d.fetch_failed_at:
         events.append(Event(d.fetch_failed_at, "fetch failed", d.fetch_error or "", bad=True))
     events += [

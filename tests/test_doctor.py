@@ -121,6 +121,18 @@ def test_a_pass_of_another_type_than_the_certificate_is_named(app: Flask) -> Non
     assert "first broken link: certificate" in output
 
 
+def test_a_server_without_certificate_names_it_first(
+    app: Flask, make_app: Callable[..., Flask]
+) -> None:
+    create_pass(app, "uncertified")
+    unsigned = make_app(PASS_CERTIFICATE=None, WWDR_CERTIFICATE=None)
+    status, output = doctor(unsigned, "uncertified")
+    assert status == 1
+    assert "ok      webServiceURL: https://passes.example.test/wallet" in output
+    assert "BROKEN  certificate: no pass certificate is configured" in output
+    assert "first broken link: certificate" in output
+
+
 def test_wallet_log_messages_about_the_pass_are_shown(push_app: Flask) -> None:
     create_pass(push_app, "logged")
     device = phone(push_app, 6)
