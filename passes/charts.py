@@ -92,9 +92,15 @@ def bar_chart(
                 f'height="{max(y(low) - y(high), 0.5):.1f}" fill="{s.color}">'
                 f"<title>{escape(label)}: {escape(s.name)} {_number(value)}</title></rect>"
             )
-        if i % label_every == 0:
+        if (count - 1 - i) % label_every == 0:  # counted from the newest, which is labelled
+            # The outermost labels align with the plot's edges so that none is cut off.
+            anchor, lx = "middle", LEFT + (i + 0.5) * slot
+            if i == count - 1 and count > 1:
+                anchor, lx = "end", WIDTH - RIGHT
+            elif i == 0 and count > 1:
+                anchor, lx = "start", LEFT
             parts.append(
-                f'<text x="{LEFT + (i + 0.5) * slot:.1f}" y="{HEIGHT - 8}" text-anchor="middle" '
+                f'<text x="{lx:.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}" '
                 f'fill="#6c6c70">{escape(label)}</text>'
             )
     parts.append(

@@ -18,13 +18,13 @@ INSTALL_DAYS = 30
 LATENCY_DAYS = 7
 # Push-to-download times are grouped in these buckets (upper bounds in seconds).
 LATENCY_BUCKETS = [
-    ("< 10 s", 10),
-    ("10–60 s", 60),
-    ("1–10 min", 600),
-    ("10–60 min", 3600),
-    ("1–6 h", 6 * 3600),
-    ("6–24 h", 24 * 3600),
-    ("> 1 day", None),
+    ("<10s", 10),
+    ("10–60s", 60),
+    ("1–10m", 600),
+    ("10–60m", 3600),
+    ("1–6h", 6 * 3600),
+    ("6–24h", 24 * 3600),
+    (">1d", None),
 ]
 PUSH_COLORS = {
     "sent": "#34c759",

@@ -75,5 +75,5 @@ def test_the_overview_draws_its_charts_as_inline_svg(
     assert ": sent 41</title>" not in html  # hours are bars of their own
     assert re.search(r": sent 40</title>", html) and re.search(r": sent 2</title>", html)
     assert re.search(r": installs 3</title>", html)
-    assert re.search(r"&lt; 10 s: devices 1</title>", html)
+    assert re.search(r"&lt;10s: devices 1</title>", html)
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
