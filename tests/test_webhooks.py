@@ -101,7 +101,8 @@ def test_registering_again_and_unregistering_send_one_event_each(
     assert client.delete(registration_url(created), headers=auth(created)).status_code == 200
     assert client.delete(registration_url(created), headers=auth(created)).status_code == 200
     received = receiver.wait_for(2)
-    assert [verified(r)["type"] for r in received] == ["pass.registered", "pass.unregistered"]
+    # Both may go out in one batch, in either order (events carry their time for that).
+    assert sorted(verified(r)["type"] for r in received) == ["pass.registered", "pass.unregistered"]
     wait_until(lambda: all(m.delivered_at for m in messages(hook_app)), "both delivered")
     assert len(messages(hook_app)) == 2
 
