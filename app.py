@@ -24,6 +24,7 @@ from passes import (
     distribution,
     health,
     metrics,
+    middleware,
     openapi,
     pushing,
     throttling,
@@ -33,7 +34,6 @@ from passes import (
 from passes.building import TemplateStore
 from passes.credentials import CredentialsError, load_credentials
 from passes.errors import register_error_handlers
-from passes.requests import RefuseNul
 
 log = logging.getLogger("passes")
 migrate = Migrate()
@@ -267,14 +267,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         runtime.after_change = pushing.InlinePusher(app)
         webhooks.deliver_after_commit(app)
     app.session_interface = dashboard.SessionOnlyWhenSent()
-    app.url_map.merge_slashes = False  # CollapseSlashes handles "//" without a redirect
+    app.url_map.merge_slashes = False  # middleware.CollapseSlashes serves "//" paths
     if app.config["FORWARDED_FOR_PROXIES"]:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=app.config["FORWARDED_FOR_PROXIES"], x_proto=0, x_host=0
         )
-    app.wsgi_app = webservice.CollapseSlashes(  # type: ignore[method-assign]
-        health.RequestLog(RefuseNul(app.wsgi_app))
-    )
+    app.wsgi_app = middleware.wrap(app.wsgi_app)  # type: ignore[method-assign]
     app.register_blueprint(webservice.bp, url_prefix=WEB_SERVICE_PATH)
     app.register_blueprint(admin.bp, url_prefix="/api")
     app.register_blueprint(cli.bp)

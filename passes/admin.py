@@ -14,7 +14,7 @@ from models import DeviceLogEntry, Pass, Registration, db, utcnow
 from passes import bundles, context, links, packages, store
 from passes.building import INJECTED_KEYS
 from passes.errors import Forbidden, NotFound, Unauthorized, ValidationError
-from passes.requests import json_body, whole_number
+from passes.json_body import json_body, whole_number
 from passes.signing import PKPASS_MIMETYPE
 from passes.tokens import bearer_matches
 from passes.validation import Report

@@ -47,7 +47,7 @@ from models import (
 )
 from passes import delivery, distribution, doctor, links, overview, pushing, store, webhooks
 from passes.errors import ApiError
-from passes.requests import whole_number
+from passes.json_body import whole_number
 
 bp = Blueprint("dashboard", __name__, template_folder="templates")
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -28,8 +26,8 @@ from models import (
 from passes import context, delivery, store, webhooks
 from passes.apns import is_valid_token
 from passes.errors import ApiError, NotFound, Unauthorized, ValidationError
+from passes.json_body import json_body, whole_number
 from passes.logtext import escaped
-from passes.requests import json_body, whole_number
 from passes.signing import PKPASS_MIMETYPE, sign_detached
 from passes.tokens import token_matches
 
@@ -383,20 +381,3 @@ def _prune_log() -> None:
     db.session.execute(
         sa.delete(DeviceLogEntry).where(DeviceLogEntry.id <= newest - KEEP_LOG_ENTRIES)
     )
-
-
-class CollapseSlashes:
-    """WSGI middleware: a webServiceURL ending in "/" makes devices call "//v1/...".
-
-    Werkzeug would answer such paths with a redirect; Apple documents nothing about
-    Wallet following redirects on POST and DELETE, so serve them as if written once.
-    """
-
-    def __init__(self, wsgi_app: Callable[..., Any]) -> None:
-        self.wsgi_app = wsgi_app
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        path = environ.get("PATH_INFO", "")
-        if "//" in path:
-            environ["PATH_INFO"] = re.sub("/{2,}", "/", path)
-        return self.wsgi_app(environ, start_response)

@@ -1,10 +1,9 @@
-"""Reading requests strictly: every malformed body is a 400, never a 500."""
+"""Reading JSON request bodies strictly: every malformed body is a 400, never a 500."""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import request
@@ -56,42 +55,3 @@ def whole_number(value: str | None, max_digits: int = 18) -> int | None:
     if value is None or not value.isascii() or not value.isdigit() or len(value) > max_digits:
         return None
     return int(value)
-
-
-class RefuseNul:
-    """WSGI middleware: a NUL in the path or the query string is refused before any view.
-
-    No pass, device or page has a NUL in its name, and PostgreSQL refuses NUL in text, so a
-    view passing one to a query would answer 500. One check here covers every route: a path
-    is a 404 (nothing is called that), a query a 400. The path arrives percent-decoded; the
-    query string as sent, where a NUL is "%00".
-    """
-
-    def __init__(self, wsgi_app: Callable[..., Iterable[bytes]]) -> None:
-        self.wsgi_app = wsgi_app
-
-    def __call__(
-        self, environ: dict[str, Any], start_response: Callable[..., Any]
-    ) -> Iterable[bytes]:
-        if "\x00" in environ.get("PATH_INFO", ""):
-            return _json_error(start_response, "404 NOT FOUND", "not_found", "No such resource.")
-        query = environ.get("QUERY_STRING", "")
-        if "%00" in query or "\x00" in query:
-            return _json_error(
-                start_response,
-                "400 BAD REQUEST",
-                "bad_request",
-                "The query string holds a NUL character (%00).",
-            )
-        return self.wsgi_app(environ, start_response)
-
-
-def _json_error(
-    start_response: Callable[..., Any], status: str, error: str, message: str
-) -> list[bytes]:
-    # The shape of every other error (passes/errors.py), without entering Flask.
-    body = json.dumps({"error": error, "message": message}).encode()
-    start_response(
-        status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-    )
-    return [body]
