@@ -264,7 +264,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     app.extensions["pass_server"] = runtime
     if push_mode == "inline":
-        runtime.after_change = pushing.InlinePusher(app)
+        runtime.inline_pusher = pushing.InlinePusher(app)
         webhooks.deliver_after_commit(app)
     app.session_interface = dashboard.SessionOnlyWhenSent()
     app.url_map.merge_slashes = False  # middleware.CollapseSlashes serves "//" paths

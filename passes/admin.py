@@ -187,9 +187,7 @@ def _commit(pass_: Pass, report: Report) -> dict[str, Any]:
 
 
 def _changed(pass_: Pass, report: Report) -> Response:
-    description = _commit(pass_, report)
-    current_app.extensions["pass_server"].after_change()
-    return jsonify(description)
+    return jsonify(_commit(pass_, report))
 
 
 @bp.post("/bundles")

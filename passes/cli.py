@@ -14,7 +14,17 @@ import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app
 
 from models import Pass, db
-from passes import bundles, context, doctor, links, packages, pushing, store, webhooks
+from passes import (
+    after_commit,
+    bundles,
+    context,
+    doctor,
+    links,
+    packages,
+    pushing,
+    store,
+    webhooks,
+)
 from passes.credentials import load_certificate
 from passes.errors import ApiError
 from passes.outages import Outage
@@ -131,7 +141,6 @@ def update_command(
     except (ApiError, PassInvalid) as error:
         _fail(error)
     _warn(report)
-    current_app.extensions["pass_server"].after_change()
     click.echo(f"updated {pass_.serial_number} (update tag {pass_.update_tag})")
 
 
@@ -181,6 +190,8 @@ def push_command(pass_type_id: str | None, serial: str | None, everything: bool)
         else:
             store.touch_pass(store.get_pass(_pass_type(pass_type_id), serial or ""))
             touched = 1
+        # Sent below, with a progress bar, rather than by the inline pusher beside it.
+        after_commit.discard(store.INLINE_PUSH)
         db.session.commit()
         pending = pushing.pending_count()
         click.echo(f"{touched} passes marked changed; {pending} devices to push")

@@ -21,8 +21,9 @@ class Runtime:
     templates: TemplateStore
     # Signed packages of committed pass versions (passes/signed_cache.py).
     signed: SignedCache = field(default_factory=SignedCache)
-    # Called after a change that queued pushes has been committed (see passes/pushing.py).
-    after_change: Callable[[], None] = field(default=lambda: None)
+    # PUSH_MODE=inline: sends the pushes a committed change queued (pushing.InlinePusher,
+    # run by passes/after_commit.py). None where workers push, or nothing does.
+    inline_pusher: Callable[[], None] | None = None
     # Called after a commit that queued webhook messages (see passes/webhooks.py).
     deliver_webhooks: Callable[[], None] = field(default=lambda: None)
 

@@ -321,7 +321,6 @@ def push_now(pass_type_id: str, serial_number: str) -> Response:
     store.touch_pass(pass_)
     devices = _devices_holding(pass_)
     db.session.commit()
-    current_app.extensions["pass_server"].after_change()
     if devices:
         flash(f"Queued a push to {devices} device{'s' if devices != 1 else ''}.")
     else:
@@ -337,7 +336,6 @@ def void(pass_type_id: str, serial_number: str) -> Response:
         return redirect(back)
     store.update_pass(pass_type_id, serial_number, data={"voided": True})
     db.session.commit()
-    current_app.extensions["pass_server"].after_change()
     flash("The pass is voided; devices that hold it are being told.")
     return redirect(back)
 

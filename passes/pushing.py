@@ -557,11 +557,3 @@ class InlinePusher:
                     context.runtime_of(self.app).deliver_webhooks()
             except Exception:
                 log.exception("inline push failed; the pushes stay pending")
-
-    def wait_idle(self, timeout: float) -> bool:
-        """For tests and shutdown: True once no drain is running."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-            return not thread.is_alive()
-        return True

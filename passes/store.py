@@ -2,7 +2,8 @@
 
 Every change goes through `_new_version()`, which gives the pass its next update tag and
 Last-Modified time and records the pushes its devices need, all in the caller's
-transaction: committing the change commits the need to push.
+transaction: committing the change commits the need to push (and, with PUSH_MODE=inline,
+starts the pushing: passes/after_commit.py).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from models import (
     db,
     utcnow,
 )
-from passes import context
+from passes import after_commit, context
 from passes.building import (
     Identity,
     Template,
@@ -47,6 +48,10 @@ from passes.validation import Report, ensure_valid
 
 # Serial numbers travel in URL paths, so they keep to characters that need no escaping.
 SERIAL_NUMBER = re.compile(rf"[A-Za-z0-9._~:@+=-]{{1,{SERIAL_NUMBER_LENGTH}}}")
+
+
+# The name of the job, queued after commit, that pushes in the web process (PUSH_MODE=inline).
+INLINE_PUSH = "inline push"
 
 
 def dialect_insert(table: Any, bind: sa.Connection | None = None) -> Any:
@@ -109,6 +114,9 @@ def _enqueue_for(registrations: Any, now: datetime) -> None:
         set_={"version": PendingPush.version + 1, "attempts": 0, "due_at": now},
     )
     db.session.execute(insert)
+    pusher = context.runtime().inline_pusher
+    if pusher is not None:
+        after_commit.queue(INLINE_PUSH, pusher)
 
 
 def decode_files(files: Any, path: str = "$.files") -> dict[str, bytes | None]:

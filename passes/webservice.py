@@ -280,7 +280,6 @@ def personalize(pass_type_id: str, serial_number: str) -> Response:
     signature = sign_detached(token.encode(), context.credentials())
     webhooks.emit(db.session, [_event("pass.personalized", pass_)])
     db.session.commit()
-    current_app.extensions["pass_server"].after_change()
     log.info("pass personalized (rewards enrollment)")  # the info itself is personal data
     return Response(signature, mimetype="application/octet-stream")
 

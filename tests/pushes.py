@@ -5,6 +5,7 @@ Fixtures `apns` and `push_app` (a plugin of tests/conftest.py); helpers for the 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -89,3 +90,11 @@ def patch(app: Flask, serial: str = "pushed", value: str = "changed") -> None:
 def pending(app: Flask) -> int:
     with app.app_context():
         return pushing.pending_count()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
+    """Poll `condition` until it holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        time.sleep(0.01)
