@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,10 +29,10 @@ from passes import links, store
 from passes.errors import ApiError, NotFound
 from passes.signing import PKPASS_MIMETYPE
 from passes.strings import parse_strings
+from passes.validation import LEGACY_STYLES, parse_rgb, parse_w3c_datetime
 
 bp = Blueprint("distribution", __name__, template_folder="templates")
 
-STYLES = ("boardingPass", "coupon", "eventTicket", "generic", "storeCard")
 STRIP_STYLES = ("coupon", "eventTicket", "storeCard")
 # The page shows only what the pass shows and builds on nothing outside itself: no scripts,
 # no external requests (the token in the URL must not leak through a Referer either).
@@ -96,7 +95,7 @@ def preview(pass_: Pass, accept_languages: Iterable[str] = ()) -> Preview:
     pass_json = json.loads(files["pass.json"])
     language = _pick_language(files, accept_languages)
     strings = _strings(files, language)
-    style = next((s for s in STYLES if isinstance(pass_json.get(s), dict)), "generic")
+    style = next((s for s in LEGACY_STYLES if isinstance(pass_json.get(s), dict)), "generic")
     fields = pass_json.get(style) or {}
     foreground = css_color(pass_json.get("foregroundColor"), "rgb(0, 0, 0)")
     # The images each style shows (Apple's guide, Table 4-1): an event ticket shows a strip
@@ -179,15 +178,14 @@ _ALIGNMENTS = {
     "PKTextAlignmentCenter": "center",
     "PKTextAlignmentRight": "right",
 }
-_RGB = re.compile(r"\s*rgb\(\s*(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})\s*\)\s*")
 
 
 def css_color(value: Any, default: str) -> str:
     """An `rgb(r, g, b)` from pass.json, rebuilt from its numbers so nothing else gets into CSS."""
-    match = _RGB.fullmatch(value) if isinstance(value, str) else None
-    if not match:
+    rgb = parse_rgb(value) if isinstance(value, str) else None
+    if rgb is None:
         return default
-    red, green, blue = (min(int(part), 255) for part in match.groups())
+    red, green, blue = (min(part, 255) for part in rgb)
     return f"rgb({red}, {green}, {blue})"
 
 
@@ -316,13 +314,7 @@ def format_date(when: datetime, date_style: str, time_style: str) -> str:
 
 
 def _parse_date(value: Any) -> datetime | None:
-    if not isinstance(value, str) or "T" not in value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
+    return parse_w3c_datetime(value) if isinstance(value, str) else None
 
 
 # --- Barcodes -----------------------------------------------------------------------------

@@ -667,12 +667,22 @@ def _check_date(report: Report, value: object, path: str) -> datetime | None:
     return None
 
 
+def parse_rgb(text: str) -> tuple[int, int, int] | None:
+    """The numbers of a colour written as Apple documents it, `rgb(r, g, b)`, or None.
+    Not range-checked: validation refuses parts above 255, a page clamps them."""
+    match = _RGB.fullmatch(text.strip())
+    if not match:
+        return None
+    red, green, blue = (int(part) for part in match.groups())
+    return red, green, blue
+
+
 def _check_color(report: Report, value: object, path: str) -> None:
     if not _expect(report, value, "string", path):
         return
     assert isinstance(value, str)
-    match = _RGB.fullmatch(value.strip())
-    if match and all(int(part) <= 255 for part in match.groups()):
+    rgb = parse_rgb(value)
+    if rgb and all(part <= 255 for part in rgb):
         return
     if _HEX_COLOR.fullmatch(value.strip()):
         # Wallet is known to read hex colours, but Apple documents only rgb(); say so.

@@ -103,6 +103,24 @@ def test_expiring_sets_the_expiration_date(admin: Admin) -> None:
         )
 
 
+@pytest.mark.parametrize(
+    "when",
+    [
+        "20261231T235900Z",  # ISO 8601 basic format: not a W3C date, which Apple asks for
+        "2026-12-31T23:59:00+0100",  # a zone without its colon
+        "2026-12-31T24:00:00Z",
+    ],
+)
+def test_expire_refuses_what_validation_refuses_with_a_400_at_its_path(
+    admin: Admin, when: str
+) -> None:
+    created = admin.create_pass()
+    response = admin.post(pass_path(created) + "/expire", json={"expirationDate": when})
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["path"] == "$.expirationDate"
+    assert "expirationDate" not in admin.get(pass_path(created)).get_json()["pass"]
+
+
 def test_cli_bundle_and_verify(
     runner: FlaskCliRunner, admin: Admin, tmp_path: Path, chain_files: dict[str, Path]
 ) -> None:
