@@ -237,7 +237,7 @@ def check_images(
             Finding(
                 "error",
                 "icon.png",
-                "The package has no icon; Wallet refuses a pass without one.",
+                "icon.png is missing, at every scale; Wallet refuses a pass without an icon.",
                 "Add icon.png (29x29 pt, so 58x58 px as icon@2x.png and 87x87 px as "
                 "icon@3x.png) at the top level of the package.",
             )

@@ -510,7 +510,7 @@ def validate_package(files: Mapping[str, bytes]) -> Report:
     """Every problem in an unsigned package: pass.json, images, localizations, personalization."""
     report = Report()
     for name in files:
-        if _unsafe_path(name):
+        if unsafe_path(name):
             report.error(
                 name,
                 f"The file name {name!r} is not a plain relative path inside the package.",
@@ -869,7 +869,8 @@ def _too_deep(where: str) -> Problem:
     )
 
 
-def _unsafe_path(name: str) -> bool:
+def unsafe_path(name: str) -> bool:
+    """Not a plain relative path inside a package (absolute, "..", backslashes, NUL)."""
     parts = name.split("/")
     return (
         not name
@@ -2283,7 +2284,7 @@ TOOLING_FILE = "tooling.json"
 
 def _check_unknown_files(files: Mapping[str, bytes], report: Report) -> None:
     for name in files:
-        if name in _KNOWN_FILES or images.parse_image_path(name) is not None or _unsafe_path(name):
+        if name in _KNOWN_FILES or images.parse_image_path(name) is not None or unsafe_path(name):
             continue
         folder, _, base = name.rpartition("/")
         if folder.endswith(".lproj") and "/" not in folder and base == "pass.strings":

@@ -1,5 +1,9 @@
 """Check a .pkpass file the way Wallet would, and explain every problem found.
 
+What is a signed package's own is checked here: the zip, the manifest, the signature and the
+certificate chain. What the pass contains is checked by passes/validation.py, the rules
+applied before this server signs anything, so both always say the same.
+
 Runs on any file: nothing here trusts the input, and bad input becomes failed
 checks rather than exceptions.
 """
@@ -8,16 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import io
-import ipaddress
 import json
 import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -26,15 +28,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import NameOID
 
-from passes.credentials import APPLE_CA_URL, issued_by
+from passes import images
+from passes.credentials import APPLE_CA_URL, EXPIRY_WARNING, issued_by, subject_value
 
-# The same rules the validator applies before signing.
-from passes.validation import LEGACY_STYLES, REQUIRED_KEYS, STYLES, style_problem
+# What a pass may contain is the validation module's to say: the same rules as before signing.
+from passes.validation import STYLES, Problem, unsafe_path, validate_package
 
-REQUIRED_FILES = ("pass.json", "manifest.json", "signature")
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-MIN_TOKEN_LENGTH = 16
-EXPIRY_WARNING = timedelta(days=30)
+SIGNING_FILES = ("manifest.json", "signature")
+REQUIRED_FILES = ("pass.json", *SIGNING_FILES)
 # Real passes are a few hundred KB; the limit only stops a zip bomb from eating memory.
 MAX_UNCOMPRESSED = 64 * 1024 * 1024
 PASS_TYPE_ID_MARKER = x509.ObjectIdentifier("1.2.840.113635.100.6.1.16")
@@ -128,11 +129,12 @@ def verify_pkpass(
     signer, certificates, signature_checks = _check_signature(files)
     checks += signature_checks
     checks += _check_chain(signer, certificates, trusted_roots, now)
-    pass_json, pass_checks = _check_pass_json(files)
-    checks += pass_checks
+    pass_json = _read_pass_json(files)
+    contents = _check_contents(files, pass_json)
+    checks += contents["pass.json"]
     checks += _check_identifiers(pass_json, signer)
-    checks += _check_images(files)
-    checks += _check_web_service(pass_json)
+    checks += contents["images"]
+    checks += contents["web service"]
     return VerifyReport(checks)
 
 
@@ -173,7 +175,7 @@ def _check_zip(data: bytes) -> tuple[dict[str, bytes] | None, list[Check]]:
     problems = [
         f"unsafe file name {path!r} (absolute or '..' path); remove it"
         for path in files
-        if _unsafe_name(path)
+        if unsafe_path(path)
     ]
     counts = Counter(info.filename for info in entries)
     problems += [
@@ -197,11 +199,6 @@ def _check_zip(data: bytes) -> tuple[dict[str, bytes] | None, list[Check]]:
     return files, _results(name, problems, [], ok_detail)
 
 
-def _unsafe_name(path: str) -> bool:
-    parts = path.replace("\\", "/").split("/")
-    return path.startswith(("/", "\\")) or ".." in parts or ":" in parts[0] or "\x00" in path
-
-
 # --- manifest -------------------------------------------------------------------------------
 
 
@@ -221,7 +218,7 @@ def _check_manifest(files: dict[str, bytes] | None) -> list[Check]:
 
     problems = []
     for path in sorted(manifest):
-        if path in ("manifest.json", "signature"):
+        if path in SIGNING_FILES:
             problems.append(f"manifest.json must not list {path!r}; remove it and sign again")
         elif path not in files:
             problems.append(f"{path!r} is listed in manifest.json but missing from the zip")
@@ -233,7 +230,7 @@ def _check_manifest(files: dict[str, bytes] | None) -> list[Check]:
     problems += [
         f"{path!r} is in the zip but not listed in manifest.json; remove it or rebuild the manifest"
         for path in sorted(files)
-        if path not in manifest and path not in ("manifest.json", "signature")
+        if path not in manifest and path not in SIGNING_FILES
     ]
     ok_detail = f"all {len(manifest)} files listed with matching SHA-1"
     return _results(name, problems, [], ok_detail)
@@ -658,45 +655,77 @@ def _common_name(cert: x509.Certificate) -> str:
     return str(names[0].value) if names else cert.subject.rfc4514_string()
 
 
-def _subject_value(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> str | None:
-    values = cert.subject.get_attributes_for_oid(oid)
-    return str(values[0].value) if values else None
-
-
 def _when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-# --- pass.json, identifiers, images, web service -------------------------------------------
+# --- pass contents: the validation module's rules ------------------------------------------
+
+CONTENT_CHECKS = ("pass.json", "images", "web service")
+_WEB_SERVICE_KEYS = ("$.webServiceURL", "$.authenticationToken")
 
 
-def _check_pass_json(files: dict[str, bytes] | None) -> tuple[dict[str, Any] | None, list[Check]]:
-    name = "pass.json"
-    if files is None:
-        return None, _not_checked(name, "the zip could not be read")
-    if "pass.json" not in files:
-        return None, _not_checked(name, "pass.json is missing")
+def _read_pass_json(files: dict[str, bytes] | None) -> dict[str, Any] | None:
+    """pass.json as an object, to compare with the certificate; what is wrong with it is
+    validation's to say."""
+    if files is None or "pass.json" not in files:
+        return None
     try:
         pass_json = json.loads(files["pass.json"].decode("utf-8"))
-    except ValueError as error:
-        return None, _results(name, [f"pass.json is not valid UTF-8 JSON ({error})"], [], "")
-    if not isinstance(pass_json, dict):
-        return None, _results(name, ["pass.json must be a JSON object"], [], "")
-    problems = []
-    missing = [key for key in REQUIRED_KEYS if key not in pass_json]
-    if missing:
-        problems.append(f"pass.json lacks required keys: {', '.join(missing)}")
-    if "formatVersion" in pass_json and pass_json["formatVersion"] != 1:
-        problems.append("formatVersion must be the number 1")
-    style_error = style_problem(pass_json)
-    if style_error:
-        problems.append(
-            f"{style_error.rstrip('.')}; use one of {', '.join(LEGACY_STYLES)} (with "
-            "posterGeneric beside it if you like)"
-        )
-    styles = " and ".join(repr(style) for style in STYLES if style in pass_json)
-    ok_detail = f"valid, with the required keys and style {styles or '?'}"
-    return pass_json, _results(name, problems, [], ok_detail)
+    except ValueError:
+        return None
+    return pass_json if isinstance(pass_json, dict) else None
+
+
+def _check_contents(
+    files: dict[str, bytes] | None, pass_json: dict[str, Any] | None
+) -> dict[str, list[Check]]:
+    """validate_package() on the signed files, its findings sorted into the report's checks."""
+    if files is None:
+        return {name: _not_checked(name, "the zip could not be read") for name in CONTENT_CHECKS}
+    # Names the zip check refused are not read again (validation would refuse them too).
+    package = {
+        path: body
+        for path, body in files.items()
+        if path not in SIGNING_FILES and not unsafe_path(path)
+    }
+    report = validate_package(package)
+    found: dict[str, tuple[list[str], list[str]]] = {name: ([], []) for name in CONTENT_CHECKS}
+    for problem in report.errors:
+        found[_content_check(problem.path)][0].append(_line(problem))
+    for problem in report.warnings:
+        found[_content_check(problem.path)][1].append(_line(problem))
+
+    styles = " and ".join(repr(style) for style in STYLES if pass_json and style in pass_json)
+    pngs = sum(images.parse_image_path(path) is not None for path in package)
+    url = pass_json.get("webServiceURL") if pass_json else None
+    ok_details = {
+        "pass.json": f"valid, with the required keys and style {styles or '?'}",
+        "images": f"icon.png present; {pngs} PNG images valid",
+        "web service": f"webServiceURL {url!r} with an authentication token"
+        if url is not None
+        else "no webServiceURL: the pass will not receive updates",
+    }
+    checks = {
+        name: _results(name, errors, warnings, ok_details[name])
+        for name, (errors, warnings) in found.items()
+    }
+    if pass_json is None and not any(found["web service"]):
+        checks["web service"] = _not_checked("web service", "pass.json could not be read")
+    return checks
+
+
+def _content_check(path: str) -> str:
+    """The check a finding belongs to; the rest is about pass.json and the files it uses."""
+    if path in _WEB_SERVICE_KEYS:
+        return "web service"
+    if images.parse_image_path(path) is not None:
+        return "images"
+    return "pass.json"
+
+
+def _line(problem: Problem) -> str:
+    return f"{problem.path}: {problem.message} ({problem.fix})"
 
 
 def _check_identifiers(
@@ -713,7 +742,7 @@ def _check_identifiers(
         ("teamIdentifier", NameOID.ORGANIZATIONAL_UNIT_NAME, "OU"),
     ]
     for key, oid, label in pairs:
-        expected = _subject_value(signer, oid)
+        expected = subject_value(signer, oid)
         if pass_json.get(key) != expected:
             problems.append(
                 f"pass.json {key} {pass_json.get(key)!r} does not match the signing certificate's "
@@ -724,61 +753,3 @@ def _check_identifiers(
         f"{pass_json.get('teamIdentifier')!r} match the signing certificate"
     )
     return _results(name, problems, [], ok_detail)
-
-
-def _check_images(files: dict[str, bytes] | None) -> list[Check]:
-    name = "images"
-    if files is None:
-        return _not_checked(name, "the zip could not be read")
-    problems = []
-    if "icon.png" not in files:
-        problems.append("icon.png is missing at the top level; Wallet rejects a pass without it")
-    pngs = sorted(path for path in files if path.lower().endswith(".png"))
-    problems += [
-        f"{path!r} is not a PNG file; export it as PNG"
-        for path in pngs
-        if not files[path].startswith(PNG_SIGNATURE)
-    ]
-    return _results(name, problems, [], f"icon.png present; {len(pngs)} PNG images valid")
-
-
-def _check_web_service(pass_json: dict[str, Any] | None) -> list[Check]:
-    name = "web service"
-    if pass_json is None:
-        return _not_checked(name, "pass.json could not be read")
-    url = pass_json.get("webServiceURL")
-    token = pass_json.get("authenticationToken")
-    if url is None:
-        if token is not None:
-            problem = (
-                "authenticationToken is set without webServiceURL; add the URL or drop the token"
-            )
-            return _results(name, [problem], [], "")
-        return _results(name, [], [], "no webServiceURL: the pass will not receive updates")
-
-    problems: list[str] = []
-    warnings: list[str] = []
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or not parts.hostname:
-        problems.append(f"webServiceURL {url!r} is not a URL")
-    elif parts.scheme == "http" and _is_local(parts.hostname):
-        warnings.append(
-            "webServiceURL uses http, which Wallet allows only for local development; "
-            "use https in production"
-        )
-    elif parts.scheme != "https":
-        problems.append(f"webServiceURL {url!r} must use https")
-    if not isinstance(token, str) or len(token) < MIN_TOKEN_LENGTH:
-        problems.append(
-            f"authenticationToken must be a string of at least {MIN_TOKEN_LENGTH} characters"
-        )
-    return _results(name, problems, warnings, f"webServiceURL {url!r} with an authentication token")
-
-
-def _is_local(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -70,11 +70,10 @@ def pass_json(chain: FakeAppleChain, **changes: Any) -> bytes:
 def content_files(chain: FakeAppleChain, **changes: Any) -> dict[str, bytes]:
     return {
         "pass.json": pass_json(chain, **changes),
-        "icon.png": png(),
-        "icon@2x.png": png(2, 2),
+        "icon.png": png(29, 29),
+        "icon@2x.png": png(58, 58),
         "logo.png": png(3, 1),
         "en.lproj/pass.strings": b'"points" = "Points";\n',
-        "en.lproj/logo.png": png(3, 1),
     }
 
 
@@ -215,7 +214,7 @@ def test_render_shows_a_line_per_check_and_the_result(good_files: dict[str, byte
 
 def test_render_shows_fail_lines(chain: FakeAppleChain) -> None:
     files = content_files(chain)
-    del files["icon.png"]
+    del files["icon.png"], files["icon@2x.png"]  # an icon at any scale would do
     rendered = verify_pkpass(zip_pass(signed_files(chain, files))).render()
 
     assert "FAIL  images" in rendered
@@ -606,7 +605,7 @@ def test_garbage_signature_fails_without_raising(good_files: dict[str, bytes], m
 
 def test_missing_icon_fails(chain: FakeAppleChain) -> None:
     files = content_files(chain)
-    del files["icon.png"]
+    del files["icon.png"], files["icon@2x.png"]  # an icon at any scale would do
 
     report = verify_pkpass(zip_pass(signed_files(chain, files)))
 
@@ -619,9 +618,10 @@ def test_image_that_is_not_a_png_fails(chain: FakeAppleChain) -> None:
 
     report = verify_pkpass(zip_pass(signed_files(chain, files)))
 
-    assert [c.detail for c in failures(report, "images")] == [
-        "'logo.png' is not a PNG file; export it as PNG"
-    ]
+    # Found by the validation module, with the file's path and what to do.
+    [detail] = [c.detail for c in failures(report, "images")]
+    assert detail.startswith("logo.png: logo.png is not a valid PNG")
+    assert "the file is a JPEG image" in detail and "Export the image again" in detail
 
 
 def test_wrong_team_identifier_fails(chain: FakeAppleChain) -> None:
@@ -648,24 +648,27 @@ def test_pass_json_without_required_keys_fails(chain: FakeAppleChain) -> None:
         c.detail for c in failures(verify_pkpass(zip_pass(signed_files(chain, files))), "pass.json")
     ]
 
-    assert details == [
-        "pass.json lacks required keys: serialNumber",
-        "pass.json has no pass style, so Wallet does not know how to lay the pass out; use one of "
-        "boardingPass, coupon, eventTicket, generic, storeCard (with posterGeneric beside it if "
-        "you like)",
-    ]
+    # Found by the validation module: the path, what is wrong, and what to do.
+    assert len(details) == 2
+    assert details[0] == (
+        "$.serialNumber: pass.json has no serialNumber, which every pass needs. "
+        "(Add the serialNumber key at the top level of pass.json.)"
+    )
+    assert details[1].startswith("$: pass.json has no pass style")
+    assert "boardingPass, coupon, eventTicket, generic, storeCard" in details[1]
 
 
 @pytest.mark.parametrize(
     ("changes", "outcome", "text"),
     [
-        ({"webServiceURL": "http://localhost:5000/"}, "warn", "only for local development"),
-        ({"webServiceURL": "http://127.0.0.1:5000/"}, "warn", "only for local development"),
-        ({"webServiceURL": "http://[::1]:5000/"}, "warn", "only for local development"),
-        ({"webServiceURL": "http://passes.example.com/"}, "fail", "must use https"),
-        ({"authenticationToken": "short"}, "fail", "at least 16 characters"),
+        ({"webServiceURL": "http://localhost:5000/"}, "warn", "only while developing"),
+        ({"webServiceURL": "http://127.0.0.1:5000/"}, "warn", "only while developing"),
+        ({"webServiceURL": "http://[::1]:5000/"}, "warn", "only while developing"),
+        ({"webServiceURL": "http://passes.example.com/"}, "fail", "requires https"),
+        ({"authenticationToken": "short"}, "fail", "at least 16"),
         ({"authenticationToken": None}, "fail", "at least 16 characters"),
-        ({"webServiceURL": None}, "fail", "authenticationToken is set without webServiceURL"),
+        # Validation's rule: a token without a URL is unused, not broken.
+        ({"webServiceURL": None}, "warn", "authenticationToken but no webServiceURL"),
         ({"webServiceURL": None, "authenticationToken": None}, "pass", "will not receive updates"),
     ],
 )
