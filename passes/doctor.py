@@ -22,7 +22,7 @@ from models import DeviceLogEntry, Pass, PendingPush, db, utcnow
 from passes import context, delivery, store
 from passes.delivery import DeviceDelivery, State
 from passes.errors import ApiError
-from passes.validation import validate_pass_json
+from passes.validation import validate_package
 
 # As at start-up (app.py warns then too): time enough to renew with Apple.
 CERTIFICATE_WARNING = timedelta(days=30)
@@ -132,7 +132,7 @@ def _web_service_url(pass_: Pass) -> Check:
         )
     # Wallet's rules for the URL live in the validation; a warning there (plain http on
     # this machine) is still a link that real phones cannot use.
-    report = validate_pass_json(pass_json)
+    report = validate_package({"pass.json": json.dumps(pass_json).encode()})
     for problem in report.errors + report.warnings:
         if problem.path == "$.webServiceURL":
             return Check("webServiceURL", False, f"{url}: {problem.message}", problem.fix)

@@ -21,18 +21,15 @@ class ApiError(Exception):
     status = 400
     error = "bad_request"
 
-    def __init__(self, message: str, *, path: str | None = None, details: Any = None) -> None:
+    def __init__(self, message: str, *, path: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.path = path
-        self.details = details
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.error, "message": self.message}
         if self.path:
             body["path"] = self.path
-        if self.details is not None:
-            body["details"] = self.details
         return body
 
 
@@ -59,11 +56,6 @@ class NotFound(ApiError):
 class Conflict(ApiError):
     status = 409
     error = "conflict"
-
-
-class Unprocessable(ApiError):
-    status = 422
-    error = "invalid_pass"
 
 
 class ServiceUnavailable(ApiError):

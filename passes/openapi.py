@@ -43,7 +43,7 @@ def document() -> dict[str, Any]:
                 "Issue Apple Wallet passes and keep them current. `/api` is the admin API "
                 "(`Authorization: Bearer <ADMIN_TOKEN>`); `/wallet` is Apple's pass web "
                 "service, called by Wallet at the pass's webServiceURL. Errors are JSON "
-                '`{"error", "message", "path"?, "details"?}`. Every response carries '
+                '`{"error", "message", "path"?}`. Every response carries '
                 "`X-Request-Id` (the one sent, when it is 1 to 64 of `A-Za-z0-9._-`)."
             ),
         },
@@ -288,7 +288,6 @@ SCHEMAS: dict[str, Schema] = {
             "error": {"type": "string", "description": "A stable code, e.g. invalid_request."},
             "message": {"type": "string", "description": "What is wrong, for humans."},
             "path": {"type": "string", "description": "Where: a JSON path or a parameter."},
-            "details": {},
         },
         required=["error", "message"],
     ),

@@ -61,10 +61,6 @@ def dialect_insert(table: Any, bind: sa.Connection | None = None) -> Any:
     return sqlite.insert(table)
 
 
-def current_update_tag() -> int:
-    return db.session.scalar(sa.select(UpdateCounter.value).where(UpdateCounter.id == 1)) or 0
-
-
 def _next_update_tag() -> int:
     # Takes the counter row's lock until commit: updates get tags in commit order, and
     # concurrent changes to one pass queue up here instead of overwriting each other.

@@ -1,4 +1,4 @@
-"""Reading and writing `pass.strings`, Apple's "strings file" format for localized text.
+"""Reading `pass.strings`, Apple's "strings file" format for localized text.
 
 The format is the old-style property-list dictionary body: `"key" = "value";` entries with C and
 C++ comments, backslash escapes (including `\\U` and `\\u` with four hex digits, which name
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import codecs
 import plistlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 # Characters allowed in an unquoted word of an old-style property list.
 _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$+/:.-")
@@ -27,7 +27,6 @@ _SIMPLE_ESCAPES = {
     "'": "'",
     "\\": "\\",
 }
-_ENCODE_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
 class StringsSyntaxError(ValueError):
@@ -37,33 +36,6 @@ class StringsSyntaxError(ValueError):
         super().__init__(f"line {line}: {message}")
         self.line = line
         self.reason = message
-
-
-def encode_strings(mapping: Mapping[str, str]) -> bytes:
-    """A UTF-8 `pass.strings` with one `"key" = "value";` line per entry, in mapping order."""
-    lines = []
-    for key, value in mapping.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise TypeError(f"pass.strings keys and values must be strings, not {key!r}")
-        lines.append(f'"{_escape(key)}" = "{_escape(value)}";\n')
-    return "".join(lines).encode("utf-8")
-
-
-def _escape(text: str) -> str:
-    out = []
-    for char in text:
-        code = ord(char)
-        if char in _ENCODE_ESCAPES:
-            out.append(_ENCODE_ESCAPES[char])
-        elif code < 0x20 or code == 0x7F:
-            # Other control characters would survive as raw bytes, but editors and diff tools
-            # mangle them; the \U escape keeps the file plain text.
-            out.append(f"\\U{code:04X}")
-        elif 0xD800 <= code <= 0xDFFF:
-            raise ValueError(f"cannot encode an unpaired surrogate U+{code:04X}")
-        else:
-            out.append(char)
-    return "".join(out)
 
 
 def parse_strings(data: bytes) -> dict[str, str]:

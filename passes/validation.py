@@ -495,17 +495,6 @@ _DATE_EXAMPLE = '"2026-11-22T10:00:00Z" or "2026-11-22T10:00-08:00"'
 # --- public entry points ------------------------------------------------------------------
 
 
-def validate_pass_json(pass_json: object) -> Report:
-    """Every problem in a pass.json document (already parsed; raw bytes are parsed first)."""
-    report = Report()
-    if isinstance(pass_json, bytes | bytearray):
-        pass_json = _load_json(bytes(pass_json), "pass.json", report)
-        if pass_json is None:
-            return report
-    _PassChecker(report, {}).check(pass_json)
-    return report
-
-
 def validate_package(files: Mapping[str, bytes]) -> Report:
     """Every problem in an unsigned package: pass.json, images, localizations, personalization."""
     report = Report()

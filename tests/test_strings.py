@@ -7,7 +7,8 @@ import plistlib
 
 import pytest
 
-from passes.strings import StringsSyntaxError, encode_strings, parse_strings
+from passes.strings import StringsSyntaxError, parse_strings
+from tests.strings_tools import encode_strings
 
 # Strings that break naive writers: quotes, backslashes, line breaks, comment markers,
 # the entry syntax itself, format specifiers, non-BMP characters and control characters.
@@ -30,20 +31,6 @@ TRICKY = {
 
 def test_encoded_strings_read_back_unchanged() -> None:
     assert parse_strings(encode_strings(TRICKY)) == TRICKY
-
-
-def test_encoded_file_is_utf8_with_one_entry_per_line() -> None:
-    data = encode_strings({"origin_SVQ": "Sevilla", "quote": 'a "b"', "nl": "a\nb"})
-    assert data.decode("utf-8").splitlines() == [
-        '"origin_SVQ" = "Sevilla";',
-        '"quote" = "a \\"b\\"";',
-        '"nl" = "a\\nb";',
-    ]
-
-
-def test_encode_refuses_values_that_are_not_strings() -> None:
-    with pytest.raises(TypeError):
-        encode_strings({"n": 1})  # type: ignore[dict-item]
 
 
 @pytest.mark.parametrize("bom", ["utf-16-le", "utf-16-be"])

@@ -11,7 +11,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from passes.strings import encode_strings
 from passes.validation import (
     PassInvalid,
     Problem,
@@ -19,8 +18,8 @@ from passes.validation import (
     ensure_valid,
     parse_w3c_datetime,
     validate_package,
-    validate_pass_json,
 )
+from tests.strings_tools import encode_strings
 from tests.test_images import make_png
 
 TOKEN = "0123456789abcdef0123456789abcdef"
@@ -68,6 +67,18 @@ def package(pass_json: dict[str, Any] | None = None, **files: bytes) -> dict[str
     }
     result.update(files)
     return result
+
+
+def validate_pass_json(pass_json: object) -> Report:
+    """What validation says about a pass.json (a document, or its bytes), in a package that is
+    otherwise valid: the findings about pass.json alone."""
+    raw = pass_json if isinstance(pass_json, bytes) else json.dumps(pass_json).encode()
+    report = validate_package({**package(), "pass.json": raw})
+
+    def about_pass_json(problems: list[Problem]) -> list[Problem]:
+        return [p for p in problems if p.path == "pass.json" or p.path.startswith("$")]
+
+    return Report(about_pass_json(report.errors), about_pass_json(report.warnings))
 
 
 def paths(problems: list[Problem]) -> list[str]:

@@ -15,10 +15,9 @@ from passes.validation import (
     AIRLINE_SERVICE_KEYS,
     EVENT_GUIDE_KEYS,
     validate_package,
-    validate_pass_json,
 )
 from tests.test_images import make_png
-from tests.test_validation import messages, package, paths, store_card
+from tests.test_validation import messages, package, paths, store_card, validate_pass_json
 
 
 def poster_generic(**overrides: Any) -> dict[str, Any]:
