@@ -7,12 +7,15 @@ for a change that was not kept.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, SessionTransaction
 
 from models import db
+
+log = logging.getLogger(__name__)
 
 _QUEUE = "after_commit"  # key of session.info: {name: job}
 
@@ -32,8 +35,13 @@ def discard(name: str) -> None:
 def _run(session: Session) -> None:
     if session.in_nested_transaction():
         return  # a savepoint was released: the work is not kept until the outer commit
-    for job in session.info.pop(_QUEUE, {}).values():
-        job()
+    for name, job in session.info.pop(_QUEUE, {}).items():
+        try:
+            job()
+        except Exception:
+            # The change is committed: a failed follow-up must not turn it into a 500, nor
+            # keep the other jobs from running.
+            log.exception("after-commit job %r failed", name)
 
 
 # Every end of the outermost transaction: after a commit (its jobs have run), a rollback or

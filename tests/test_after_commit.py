@@ -97,3 +97,20 @@ def test_a_rolled_back_savepoint_keeps_the_outer_transactions_jobs(app: Flask) -
         nested.rollback()
         db.session.commit()
         assert ran == ["outer"]
+
+
+def test_a_failing_job_leaves_the_commit_and_the_other_jobs_alone(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    ran: list[str] = []
+
+    def fail() -> None:
+        raise RuntimeError("webhook down")
+
+    with app.app_context():
+        db.session.execute(sa.select(Pass.id)).all()
+        after_commit.queue("failing", fail)
+        after_commit.queue("next", lambda: ran.append("next"))
+        db.session.commit()
+    assert ran == ["next"]
+    assert "after-commit job 'failing' failed" in caplog.text
