@@ -213,6 +213,19 @@ def test_push_command_leaves_the_sending_to_the_workers_where_they_push(
     assert pending(app) == 3
 
 
+def test_push_command_sends_itself_beside_an_inline_pusher(
+    make_app: Callable[..., Flask], apns: FakeApns
+) -> None:
+    app = make_app(APNS_URL=apns.url, APNS_CA_FILE=apns.ca_file, PUSH_MODE="inline")
+    seed_devices(app, 3)
+    result = app.test_cli_runner().invoke(args=["passes", "push", "--all"])
+    assert result.exit_code == 0, result.output
+    # All of them by the command, with its progress bar; none by the inline pusher.
+    assert "sent 3, tokens removed 0, failed 0" in result.output
+    assert len(apns.requests) == 3
+    assert pending(app) == 0
+
+
 def test_inline_mode_pushes_right_after_the_change(
     make_app: Callable[..., Flask], apns: FakeApns
 ) -> None:
