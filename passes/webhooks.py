@@ -40,7 +40,7 @@ from flask import Flask, current_app
 from sqlalchemy.orm import Session, scoped_session
 
 from models import WEBHOOK_URL_LENGTH, WebhookEndpoint, WebhookMessage, db, utcnow
-from passes import context
+from passes import after_commit, context
 from passes.outages import DATABASE_DOWN, Outage, pause
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,8 @@ KEEP_DELIVERED = timedelta(days=7)
 BATCH_SIZE = 100
 # On SIGTERM, requests in flight get this long before their messages are handed back.
 STOP_GRACE_SECONDS = 3.0
+# The job, queued after commit, that delivers from the web process (PUSH_MODE=inline).
+INLINE_DELIVERY = "inline webhook delivery"
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,7 @@ def emit(
     if rows:
         executor.execute(sa.insert(WebhookMessage), rows)
         if not isinstance(executor, sa.Connection):  # the session: see InlineDeliverer
-            executor.info["webhooks_queued"] = True
+            after_commit.queue(INLINE_DELIVERY, context.runtime().deliver_webhooks)
     return len(rows)
 
 
@@ -518,16 +520,6 @@ class InlineDeliverer:
 
 
 def deliver_after_commit(app: Flask) -> None:
-    """Deliver from this web process after each commit that queued messages."""
+    """Deliver from this web process after each commit that queued messages (emit() queues
+    the job in the session: passes/after_commit.py)."""
     context.runtime_of(app).deliver_webhooks = InlineDeliverer(app)
-
-
-@sa.event.listens_for(db.session, "after_commit")
-def _queued_committed(session: Session) -> None:
-    if session.info.pop("webhooks_queued", False):
-        context.runtime().deliver_webhooks()
-
-
-@sa.event.listens_for(db.session, "after_soft_rollback")
-def _queued_rolled_back(session: Session, _transaction: Any) -> None:
-    session.info.pop("webhooks_queued", None)

@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from models import Pass, db
-from passes import after_commit, store
+from models import Pass, WebhookMessage, db
+from passes import after_commit, store, webhooks
 from tests.conftest import ADMIN_TOKEN
 from tests.pushes import patch, pending, seed_devices
 
@@ -114,3 +114,22 @@ def test_a_failing_job_leaves_the_commit_and_the_other_jobs_alone(
         db.session.commit()
     assert ran == ["next"]
     assert "after-commit job 'failing' failed" in caplog.text
+
+
+def test_webhook_delivery_starts_after_the_commit_and_never_after_a_rollback(
+    make_app: Callable[..., Flask],
+) -> None:
+    app = make_app(
+        WEBHOOK_URL="https://hooks.example.test/in", WEBHOOK_SECRET="a-plain-secret-of-enough-bytes"
+    )
+    calls = Calls()
+    app.extensions["pass_server"].deliver_webhooks = calls
+    with app.app_context():
+        webhooks.emit(db.session, [webhooks.Event("pass.registered", "pass.x", "kept")])
+        db.session.rollback()
+        assert calls.count == 0
+        webhooks.emit(db.session, [webhooks.Event("pass.registered", "pass.x", "kept")])
+        db.session.commit()
+        assert calls.count == 1
+        db.session.execute(sa.delete(WebhookMessage))
+        db.session.commit()
