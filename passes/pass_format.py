@@ -27,7 +27,9 @@ class Missing:
     on_object: bool = False
 
 
-def needs(keys: tuple[str, ...], message: str = Missing.message, fix: str = Missing.fix) -> dict:
+def needs(
+    keys: tuple[str, ...], message: str = Missing.message, fix: str = Missing.fix
+) -> dict[str, Missing]:
     """The same Missing for each of `keys`."""
     return dict.fromkeys(keys, Missing(message, fix))
 

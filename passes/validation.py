@@ -579,7 +579,7 @@ def _check(walk: _Walk, value: object, kind: Kind, path: str) -> None:
                 "ignores it.",
                 f"Check the spelling (case-sensitive); Apple lists: {', '.join(kind.values)}.",
             )
-    else:
+    else:  # Unused
         report.warn(path, kind.message, kind.fix)
         if kind.kind is not None:
             _check(walk, value, kind.kind, path)
