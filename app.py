@@ -22,7 +22,6 @@ from passes import (
     context,
     dashboard,
     distribution,
-    health,
     metrics,
     middleware,
     openapi,
@@ -39,7 +38,7 @@ log = logging.getLogger("passes")
 migrate = Migrate()
 
 HERE = Path(__file__).resolve().parent
-WEB_SERVICE_PATH = "/wallet"
+WEB_SERVICE_PATH = webservice.bp.url_prefix
 # Shorter tokens can be guessed; token_urlsafe(32) gives 43 characters.
 MIN_ADMIN_TOKEN_LENGTH = 24
 
@@ -226,7 +225,7 @@ def _configure_logging(level: str) -> None:
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    app = Flask(__name__, instance_relative_config=True)
+    app = openapi.new_app(__name__, instance_relative_config=True)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     try:
         app.config.from_mapping(config_from_environment(app.instance_path))
@@ -273,12 +272,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             app.wsgi_app, x_for=app.config["FORWARDED_FOR_PROXIES"], x_proto=0, x_host=0
         )
     app.wsgi_app = middleware.wrap(app.wsgi_app)  # type: ignore[method-assign]
-    app.register_blueprint(webservice.bp, url_prefix=WEB_SERVICE_PATH)
-    app.register_blueprint(admin.bp, url_prefix="/api")
+    # /wallet, /api, /healthz and /openapi.json: the documented ones.
+    openapi.register_apis(app)
     app.register_blueprint(cli.bp)
-    app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)  # /metrics
-    app.register_blueprint(openapi.bp)  # /openapi.json
     app.register_blueprint(distribution.bp)  # /p/<token>: the public pass pages
     app.register_blueprint(dashboard.bp, url_prefix="/admin")
     register_error_handlers(app)

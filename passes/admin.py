@@ -6,22 +6,67 @@ import json
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Response, current_app, jsonify, request
+from flask_openapi3 import APIBlueprint
 from werkzeug.http import http_date
 
 from models import DeviceLogEntry, Pass, Registration, db, utcnow
 from passes import bundles, context, links, packages, store
 from passes.building import INJECTED_KEYS
 from passes.errors import Forbidden, NotFound, Unauthorized, ValidationError
-from passes.json_body import json_body, whole_number
+from passes.json_body import whole_number
+from passes.openapi import ADMIN, ADMIN_TAG
+from passes.schemas import (
+    INVALID_PASS,
+    LAST_MODIFIED,
+    NO_CERTIFICATE,
+    BundleRequest,
+    ChangedPass,
+    DeviceLogs,
+    Expiry,
+    NewPass,
+    Page,
+    PassChange,
+    PassDescription,
+    PassList,
+    PassPage,
+    PassPath,
+    PersonalizationRecord,
+    Registrations,
+    SignQuery,
+    binary,
+    challenge,
+    error,
+    header,
+    json_response,
+    too_large,
+)
 from passes.signing import PKPASS_MIMETYPE
 from passes.tokens import bearer_matches
 from passes.validation import Report, parse_w3c_datetime
 
-bp = Blueprint("admin", __name__)
+bp = APIBlueprint(
+    "admin",
+    __name__,
+    url_prefix="/api",
+    abp_tags=[ADMIN_TAG],
+    abp_security=ADMIN,
+    # The answers every admin request can get besides its own.
+    abp_responses={
+        400: error("A parameter is out of range."),
+        401: error("Missing or wrong `Authorization: Bearer` token.", challenge("Bearer")),
+        403: error("The admin API is disabled: ADMIN_TOKEN is not set."),
+        429: error(
+            "Too many wrong tokens from this address (10 a minute): every admin request from "
+            "it waits until the minute has passed."
+        ),
+    },
+)
 
-PASS_URL = "/passes/<pass_type_id>/<serial_number>"
-MAX_PAGE = 500
+PASS_URL = "/passes/<passTypeIdentifier>/<serialNumber>"
+NO_SUCH_PASS = {404: error("No such pass.")}
+TOO_LARGE = {413: too_large("MAX_CONTENT_LENGTH (5 MiB by default)")}
+MALFORMED = {400: error("The body is malformed.")}
 
 
 @bp.before_request
@@ -55,54 +100,61 @@ def describe(pass_: Pass, report: Report | None = None) -> dict[str, Any]:
     }
 
 
-def _limit() -> int:
-    value = whole_number(request.args.get("limit", "100"))
-    if value is None or not 1 <= value <= MAX_PAGE:
-        raise ValidationError(f"limit must be a number from 1 to {MAX_PAGE}", path="limit")
-    return value
-
-
-@bp.post("/passes")
-def create() -> tuple[Response, int]:
-    body = json_body()
-    unknown = set(body) - {"template", "serialNumber", "pass", "files"}
-    if unknown:
-        raise ValidationError(f"unknown keys: {', '.join(sorted(unknown))}", path="$")
+@bp.post(
+    "/passes",
+    operation_id="createPass",
+    responses={
+        201: json_response(ChangedPass, "The new pass, with its warnings."),
+        400: error("The body is malformed, or names no known template."),
+        409: error("A pass with this serial number exists."),
+        **TOO_LARGE,
+        422: INVALID_PASS,
+        503: NO_CERTIFICATE,
+    },
+)
+def create(body: NewPass) -> tuple[Response, int]:
+    """Create a pass"""
     pass_, report = store.create_pass(
-        template=body.get("template"),
-        data=body.get("pass"),
-        files=store.decode_files(body.get("files")),
-        serial_number=body.get("serialNumber"),
+        template=body.template,
+        data=body.pass_,
+        files=store.decode_files(body.files),
+        serial_number=body.serialNumber,
     )
     return jsonify(_commit(pass_, report)), 201
 
 
-@bp.get("/passes")
-def list_passes() -> Response:
-    """Newest first, paged by `after`: the previous page's `next`.
-
-    Many passes can share an update tag (`flask passes push --all` gives one to all it
-    touches), so pages are cut on (update tag, id), which is unique: `next` is "TAG.ID".
-    A bare update tag, what `after` took before, still lists the passes older than it.
-    """
-    limit = _limit()
-    query = sa.select(Pass).order_by(Pass.update_tag.desc(), Pass.id.desc()).limit(limit)
-    if "after" in request.args:
-        tag, dot, pass_id = request.args["after"].partition(".")
+@bp.get(
+    "/passes",
+    operation_id="listPasses",
+    responses={
+        200: json_response(PassList, "One page of passes."),
+        400: error("limit or after is out of range."),
+    },
+)
+def list_passes(query: PassPage) -> Response:
+    """Passes, most recently changed first"""
+    # Paged by `after`: the previous page's `next`. Many passes can share an update tag
+    # (`flask passes push --all` gives one to all it touches), so pages are cut on
+    # (update tag, id), which is unique: `next` is "TAG.ID". A bare update tag, what
+    # `after` took before, still lists the passes older than it.
+    limit = query.limit
+    select = sa.select(Pass).order_by(Pass.update_tag.desc(), Pass.id.desc()).limit(limit)
+    if query.after is not None:
+        tag, dot, pass_id = query.after.partition(".")
         after_tag = whole_number(tag)
         after_id = whole_number(pass_id) if dot else None
         if after_tag is None or (dot and after_id is None):
             raise ValidationError("after must be the `next` of the previous page", path="after")
         if after_id is None:
-            query = query.where(Pass.update_tag < after_tag)
+            select = select.where(Pass.update_tag < after_tag)
         else:
-            query = query.where(
+            select = select.where(
                 sa.or_(
                     Pass.update_tag < after_tag,
                     sa.and_(Pass.update_tag == after_tag, Pass.id < after_id),
                 )
             )
-    passes = db.session.scalars(query).all()
+    passes = db.session.scalars(select).all()
     last = passes[-1] if len(passes) == limit else None
     return jsonify(
         {
@@ -121,46 +173,66 @@ def list_passes() -> Response:
     )
 
 
-@bp.get(PASS_URL)
-def show(pass_type_id: str, serial_number: str) -> Response:
-    return jsonify(describe(store.get_pass(pass_type_id, serial_number)))
+@bp.get(
+    PASS_URL,
+    operation_id="getPass",
+    responses={200: json_response(PassDescription, "The pass."), **NO_SUCH_PASS},
+)
+def show(path: PassPath) -> Response:
+    """A pass: its data, files, update tag and how many devices hold it"""
+    return jsonify(describe(store.get_pass(path.passTypeIdentifier, path.serialNumber)))
 
 
-@bp.patch(PASS_URL)
-def update(pass_type_id: str, serial_number: str) -> Response:
-    body = json_body()
-    unknown = set(body) - {"pass", "files"}
-    if unknown:
-        raise ValidationError(f"unknown keys: {', '.join(sorted(unknown))}", path="$")
-    if "pass" not in body and "files" not in body:
-        raise ValidationError("send `pass` (a partial pass.json) and/or `files`", path="$")
+def _change_responses(body: bool) -> dict[int, Any]:
+    """void, expire and PATCH: change the pass, push its devices, answer its description."""
+    return {
+        200: json_response(ChangedPass, "The pass as changed, with the change's warnings."),
+        **NO_SUCH_PASS,
+        **(MALFORMED | TOO_LARGE if body else {}),
+        422: INVALID_PASS,
+        503: NO_CERTIFICATE,
+    }
+
+
+@bp.patch(
+    PASS_URL,
+    operation_id="updatePass",
+    description=(
+        "`null` removes a key of pass.json or one of the pass's own files. Arrays such as "
+        "headerFields are replaced whole."
+    ),
+    responses=_change_responses(body=True),
+)
+def update(path: PassPath, body: PassChange) -> Response:
+    """Change a pass; its devices are pushed"""
     pass_, report = store.update_pass(
-        pass_type_id,
-        serial_number,
-        data=body.get("pass"),
-        files=store.decode_files(body.get("files")),
+        path.passTypeIdentifier,
+        path.serialNumber,
+        data=body.pass_,
+        files=store.decode_files(body.files),
     )
     return _changed(pass_, report)
 
 
-@bp.post(PASS_URL + "/void")
-def void(pass_type_id: str, serial_number: str) -> Response:
-    """Void the pass: Wallet shows it as no longer valid. An update, so devices hear of it."""
-    return _change(pass_type_id, serial_number, {"voided": True})
+@bp.post(PASS_URL + "/void", operation_id="voidPass", responses=_change_responses(body=False))
+def void(path: PassPath) -> Response:
+    """Void a pass: Wallet shows it as no longer valid"""
+    # An update, so devices hear of it.
+    return _change(path.passTypeIdentifier, path.serialNumber, {"voided": True})
 
 
-@bp.post(PASS_URL + "/expire")
-def expire(pass_type_id: str, serial_number: str) -> Response:
-    """Set `expirationDate` (default: now); after it Wallet shows the pass as expired."""
-    body = json_body() if request.get_data() else {}
-    when = body.get("expirationDate", utcnow().isoformat(timespec="seconds"))
+@bp.post(PASS_URL + "/expire", operation_id="expirePass", responses=_change_responses(body=True))
+def expire(path: PassPath, body: Expiry) -> Response:
+    """Set the pass's expirationDate"""
+    # Default: now; after it Wallet shows the pass as expired.
+    when = body.expirationDate or utcnow().isoformat(timespec="seconds")
     # The parser validation uses: what passes here is what the pass will accept.
-    if not isinstance(when, str) or parse_w3c_datetime(when) is None:
+    if parse_w3c_datetime(when) is None:
         raise ValidationError(
             "must be an ISO 8601 date and time with a time zone, e.g. 2026-12-31T23:59:00Z",
             path="$.expirationDate",
         )
-    return _change(pass_type_id, serial_number, {"expirationDate": when})
+    return _change(path.passTypeIdentifier, path.serialNumber, {"expirationDate": when})
 
 
 def _change(pass_type_id: str, serial_number: str, data: dict[str, Any]) -> Response:
@@ -182,29 +254,69 @@ def _changed(pass_: Pass, report: Report) -> Response:
     return jsonify(_commit(pass_, report))
 
 
-@bp.post("/bundles")
-def bundle() -> Response:
-    """Several passes in one .pkpasses download."""
-    keys = bundles.parse_pass_list(json_body().get("passes"))
-    passes = [store.get_pass(pass_type_id, serial) for pass_type_id, serial in keys]
+@bp.post(
+    "/bundles",
+    operation_id="bundlePasses",
+    responses={
+        200: binary(
+            "A zip of signed passes; iOS 15 and later add them all at once.",
+            bundles.PKPASSES_MIMETYPE,
+            {"Content-Disposition": header("attachment; filename=passes.pkpasses")},
+        ),
+        400: error("passes is not a list of distinct pass identifiers."),
+        404: error("A listed pass does not exist."),
+        **TOO_LARGE,
+        503: NO_CERTIFICATE,
+    },
+)
+def bundle(body: BundleRequest) -> Response:
+    """Several passes in one .pkpasses download"""
+    passes = [store.get_pass(key.passTypeIdentifier, key.serialNumber) for key in body.passes]
     response = Response(bundles.build_bundle(passes), mimetype=bundles.PKPASSES_MIMETYPE)
     response.headers["Content-Disposition"] = 'attachment; filename="passes.pkpasses"'
     return response
 
 
-@bp.post("/sign")
-def sign() -> Response:
-    """Sign an unsigned package (a zip of pass.json, images, xx.lproj/) with our certificate.
-
-    Validated first; nothing is stored unless `?store=true`, which keeps it as a pass
-    served and updated by this service (its webServiceURL and token then become ours).
-    """
+@bp.post(
+    "/sign",
+    operation_id="signPackage",
+    description=(
+        "The zip holds pass.json, images and xx.lproj folders (one enclosing folder is "
+        "unwrapped). It is validated first; with `store=true` it is kept as a pass "
+        "served and updated by this service (its webServiceURL and token then become ours)."
+    ),
+    responses={
+        200: binary(
+            "The signed pass.",
+            PKPASS_MIMETYPE,
+            {
+                "X-Pass-Warnings": header(
+                    "How many warnings the validation gave.", {"type": "integer"}
+                )
+            },
+        ),
+        400: error("The body is not a zip of a pass package with a pass.json."),
+        409: error("store: a pass with this serial number exists."),
+        **TOO_LARGE,
+        422: INVALID_PASS,
+        503: NO_CERTIFICATE,
+    },
+    # A zip as it is: no model reads it (passes/packages.py does).
+    openapi_extensions={
+        "requestBody": {
+            "required": True,
+            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+def sign(query: SignQuery) -> Response:
+    """Sign an unsigned pass package with this service's certificate"""
     files = packages.read_zip(request.get_data())
     if "pass.json" not in files:
         raise ValidationError("the zip has no pass.json at its top level")
     credentials = context.credentials()
     pkpass, report = packages.sign_unsigned(files, credentials)
-    if request.args.get("store") in ("1", "true"):
+    if query.store in ("1", "true"):
         pass_json = json.loads(files.pop("pass.json"))
         serial = pass_json.get("serialNumber")
         data = {k: v for k, v in pass_json.items() if k not in INJECTED_KEYS}
@@ -218,19 +330,45 @@ def sign() -> Response:
     return response
 
 
-@bp.get(PASS_URL + "/pkpass")
-def download(pass_type_id: str, serial_number: str) -> Response:
-    pass_ = store.get_pass(pass_type_id, serial_number)
+@bp.get(
+    PASS_URL + "/pkpass",
+    operation_id="downloadPass",
+    responses={
+        200: binary(
+            "The signed pass.",
+            PKPASS_MIMETYPE,
+            {
+                "Content-Disposition": header("attachment; filename=<serial>.pkpass"),
+                "Last-Modified": LAST_MODIFIED,
+            },
+        ),
+        **NO_SUCH_PASS,
+        503: NO_CERTIFICATE,
+    },
+)
+def download(path: PassPath) -> Response:
+    """The signed .pkpass"""
+    serial_number = path.serialNumber
+    pass_ = store.get_pass(path.passTypeIdentifier, serial_number)
     response = Response(store.build_pkpass(pass_), mimetype=PKPASS_MIMETYPE)
     response.headers["Content-Disposition"] = f'attachment; filename="{serial_number}.pkpass"'
     response.headers["Last-Modified"] = http_date(store.last_modified(pass_.updated_at))
     return response
 
 
-@bp.get(PASS_URL + "/registrations")
-def registrations(pass_type_id: str, serial_number: str) -> Response:
-    pass_ = store.get_pass(pass_type_id, serial_number)
-    rows = store.registrations_of(pass_, limit=_limit())
+@bp.get(
+    PASS_URL + "/registrations",
+    operation_id="listRegistrations",
+    responses={
+        200: json_response(Registrations, "Oldest registration first."),
+        400: error("limit is out of range."),
+        **NO_SUCH_PASS,
+    },
+)
+def registrations(path: PassPath, query: Page) -> Response:
+    """The devices registered for a pass"""
+    pass_ = store.get_pass(path.passTypeIdentifier, path.serialNumber)
+    rows = store.registrations_of(pass_, limit=query.limit)
     return jsonify(
         {
             "registrations": [
@@ -247,10 +385,18 @@ def registrations(pass_type_id: str, serial_number: str) -> Response:
     )
 
 
-@bp.get(PASS_URL + "/personalization")
-def personalization(pass_type_id: str, serial_number: str) -> Response:
-    """What the user entered when enrolling through Wallet (personal data: admins only)."""
-    pass_ = store.get_pass(pass_type_id, serial_number)
+@bp.get(
+    PASS_URL + "/personalization",
+    operation_id="getPersonalization",
+    responses={
+        200: json_response(PersonalizationRecord, "The user's details (personal data)."),
+        404: error("No such pass, or it has not been personalized."),
+    },
+)
+def personalization(path: PassPath) -> Response:
+    """What the user entered when enrolling through Wallet"""
+    # Personal data: admins only.
+    pass_ = store.get_pass(path.passTypeIdentifier, path.serialNumber)
     if pass_.personalized_at is None:
         raise NotFound("this pass has not been personalized")
     return jsonify(
@@ -261,10 +407,18 @@ def personalization(pass_type_id: str, serial_number: str) -> Response:
     )
 
 
-@bp.get("/logs")
-def logs() -> Response:
+@bp.get(
+    "/logs",
+    operation_id="listDeviceLogs",
+    responses={
+        200: json_response(DeviceLogs, "The newest messages."),
+        400: error("limit is out of range."),
+    },
+)
+def logs(query: Page) -> Response:
+    """Messages Wallet sent to /wallet/v1/log, newest first"""
     entries = db.session.scalars(
-        sa.select(DeviceLogEntry).order_by(DeviceLogEntry.id.desc()).limit(_limit())
+        sa.select(DeviceLogEntry).order_by(DeviceLogEntry.id.desc()).limit(query.limit)
     )
     return jsonify(
         {"logs": [{"message": e.message, "receivedAt": e.created_at.isoformat()} for e in entries]}

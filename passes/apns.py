@@ -51,12 +51,12 @@ CERTIFICATE_REASONS = frozenset({"BadCertificate", "BadCertificateEnvironment", 
 
 # Device tokens are hex (32 bytes today; Apple says not to rely on the length). Checking the
 # alphabet also guarantees a token cannot change the request path.
-_TOKEN = re.compile(r"[0-9a-fA-F]{16,200}")
+DEVICE_TOKEN = re.compile(r"[0-9a-fA-F]{16,200}")
 
 
 def is_valid_token(token: str) -> bool:
     """Whether `token` looks like an APNs device token (the registration endpoint checks)."""
-    return _TOKEN.fullmatch(token) is not None
+    return DEVICE_TOKEN.fullmatch(token) is not None
 
 
 @dataclass(frozen=True)

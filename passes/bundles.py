@@ -9,31 +9,15 @@ from typing import Any
 
 from models import Pass
 from passes import store
-from passes.errors import ValidationError
+from passes.schemas import BundleRequest, validate
 
 PKPASSES_MIMETYPE = "application/vnd.apple.pkpasses"
-# Apple documents no limit; a bundle is built in memory and signed pass by pass, so keep
-# one request bounded.
-MAX_PASSES = 100
 
 
 def parse_pass_list(value: Any) -> list[tuple[str, str]]:
-    """[{"passTypeIdentifier", "serialNumber"}, ...] from a request body."""
-    if not isinstance(value, list) or not value:
-        raise ValidationError("must be a non-empty list of passes", path="$.passes")
-    if len(value) > MAX_PASSES:
-        raise ValidationError(f"at most {MAX_PASSES} passes per bundle", path="$.passes")
-    keys: list[tuple[str, str]] = []
-    for index, item in enumerate(value):
-        path = f"$.passes[{index}]"
-        if not isinstance(item, dict) or set(item) != {"passTypeIdentifier", "serialNumber"}:
-            raise ValidationError("must be {passTypeIdentifier, serialNumber}", path=path)
-        if not all(isinstance(v, str) for v in item.values()):
-            raise ValidationError("identifiers must be strings", path=path)
-        keys.append((item["passTypeIdentifier"], item["serialNumber"]))
-    if len(set(keys)) != len(keys):
-        raise ValidationError("a pass is listed twice", path="$.passes")
-    return keys
+    """[{"passTypeIdentifier", "serialNumber"}, ...] as the API's bundle request takes it."""
+    request = validate(BundleRequest, {"passes": value})
+    return [(key.passTypeIdentifier, key.serialNumber) for key in request.passes]
 
 
 def build_bundle(passes: Sequence[Pass]) -> bytes:

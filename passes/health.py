@@ -8,20 +8,31 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Response, current_app, jsonify
+from flask_openapi3 import APIBlueprint
 from sqlalchemy.exc import SQLAlchemyError
 
 from models import db
 from passes import context, pushing
+from passes.openapi import NONE, NUL_IN_QUERY, SERVICE_TAG
+from passes.schemas import Health, json_response
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("health", __name__)
+bp = APIBlueprint("health", __name__, abp_tags=[SERVICE_TAG], abp_responses={400: NUL_IN_QUERY})
 
 
-@bp.get("/healthz")
+@bp.get(
+    "/healthz",
+    operation_id="checkHealth",
+    responses={
+        200: json_response(Health, "Database reachable and migrated, certificate valid."),
+        503: json_response(Health, "Something is wrong; checks say what."),
+    },
+    security=NONE,
+)
 def healthz() -> tuple[Response, int]:
-    """200 when the service can do its job, 503 with the reason otherwise."""
+    """Whether the service can do its job"""
     checks: dict[str, Any] = {}
     healthy = True
     try:

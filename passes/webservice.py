@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import wraps
+from typing import Any, get_type_hints
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Response, current_app, jsonify, request
+from flask_openapi3 import APIBlueprint
+from flask_openapi3.request import validate_request
+from pydantic import BaseModel, Field
 from werkzeug.http import http_date, parse_date
 
 from models import (
-    DEVICE_ID_LENGTH,
-    PASS_TYPE_ID_LENGTH,
-    SERIAL_NUMBER_LENGTH,
     Device,
     DeviceLogEntry,
     Pass,
@@ -24,44 +26,90 @@ from models import (
     utcnow,
 )
 from passes import context, delivery, store, webhooks
-from passes.apns import is_valid_token
-from passes.errors import ApiError, NotFound, Unauthorized, ValidationError
-from passes.json_body import json_body, whole_number
+from passes.errors import ApiError, NotFound, Unauthorized
+from passes.json_body import whole_number
 from passes.logtext import escaped
+from passes.openapi import APPLE_PASS, DEVICE_TAG, NONE
+from passes.schemas import (
+    LAST_MODIFIED,
+    MAX_DEVICE_BODY,
+    NO_CERTIFICATE,
+    UNROUTABLE,
+    DeviceLog,
+    DevicePath,
+    Empty,
+    PassPath,
+    Personalization,
+    PushTokenBody,
+    RegistrationPath,
+    SerialNumbers,
+    SerialsQuery,
+    binary,
+    challenge,
+    error,
+    header,
+    json_response,
+    too_large,
+    validate,
+)
 from passes.signing import PKPASS_MIMETYPE, sign_detached
 from passes.tokens import token_matches
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("webservice", __name__)
+bp = APIBlueprint(
+    "webservice",
+    __name__,
+    url_prefix="/wallet",
+    abp_tags=[DEVICE_TAG],
+)
 
-# Wallet sends small bodies; anything bigger is not Wallet.
-MAX_BODY = 16 * 1024
-MAX_LOG_MESSAGES = 100
 MAX_LOG_MESSAGE_LENGTH = 2000
 KEEP_LOG_ENTRIES = 10_000
 
-
-def _check_lengths(**parts: str) -> None:
-    limits = {
-        "deviceLibraryIdentifier": DEVICE_ID_LENGTH,
-        "passTypeIdentifier": PASS_TYPE_ID_LENGTH,
-        "serialNumber": SERIAL_NUMBER_LENGTH,
-    }
-    for name, value in parts.items():
-        if len(value) > limits[name]:
-            raise ValidationError(f"{name} is longer than {limits[name]} characters", path=name)
-        if "\x00" in value:  # PostgreSQL text cannot hold NUL
-            raise ValidationError(f"{name} contains a NUL character", path=name)
+UNAUTHORIZED = error(
+    "No `ApplePass` token, a wrong one, or no such pass (answered alike, so serial numbers "
+    "cannot be probed).",
+    challenge("ApplePass"),
+)
+TOO_LARGE = too_large(f"{MAX_DEVICE_BODY // 1024} KiB")
 
 
-def _authorized_pass(pass_type_identifier: str, serial_number: str) -> Pass:
-    """The pass, if the request carries its token; 401 alike for unknown pass and bad token."""
-    _check_token(pass_type_identifier, serial_number)
-    found = store.find_pass(pass_type_identifier, serial_number)
-    if found is None:
-        raise Unauthorized("the authentication token does not match this pass")
-    return found
+@bp.before_request
+def _small_bodies() -> None:
+    # Wallet sends small bodies; anything bigger is not Wallet. Enforced as it is read.
+    request.max_content_length = MAX_DEVICE_BODY
+
+
+def authenticated(*, optional: bool = False) -> Callable[[Callable[..., Any]], Any]:
+    """Check the pass's token before the body is read: a 401 comes before any 400 about it.
+
+    The view takes the pass as `pass_` (401 alike for an unknown pass and a bad token).
+    `optional`: a request without Authorization goes on, without `pass_`; one with it must
+    match. Path parameters are checked first, as for any route (400 at their name).
+    """
+
+    def decorate(view: Callable[..., Any]) -> Any:
+        validated = validate_request()(view)  # the body only once authenticated
+        parameters: type[BaseModel] = get_type_hints(view)["path"]
+
+        @wraps(validated)
+        def check(**kwargs: Any) -> Any:
+            path: Any = validate(parameters, kwargs)
+            pass_type_id, serial_number = path.passTypeIdentifier, path.serialNumber
+            if optional and not request.headers.get("Authorization"):
+                return validated(**kwargs)
+            _check_token(pass_type_id, serial_number)
+            if optional:
+                return validated(**kwargs)
+            found = store.find_pass(pass_type_id, serial_number)
+            if found is None:
+                raise Unauthorized("the authentication token does not match this pass")
+            return validated(pass_=found, **kwargs)
+
+        return check
+
+    return decorate
 
 
 def _check_token(pass_type_identifier: str, serial_number: str) -> None:
@@ -85,24 +133,31 @@ def _event(type_: str, pass_: Pass, device_id: str | None = None) -> webhooks.Ev
     )
 
 
-REGISTRATION = "/v1/devices/<device_id>/registrations/<pass_type_id>/<serial_number>"
+REGISTRATION = (
+    "/v1/devices/<deviceLibraryIdentifier>/registrations/<passTypeIdentifier>/<serialNumber>"
+)
 
 
-@bp.post(REGISTRATION)
-def register(device_id: str, pass_type_id: str, serial_number: str) -> tuple[Response, int]:
-    _check_lengths(
-        deviceLibraryIdentifier=device_id,
-        passTypeIdentifier=pass_type_id,
-        serialNumber=serial_number,
-    )
-    pass_ = _authorized_pass(pass_type_id, serial_number)
-    body = json_body(MAX_BODY)
-    push_token = body.get("pushToken")
-    if not isinstance(push_token, str) or not is_valid_token(push_token):
-        raise ValidationError(
-            "pushToken must be an APNs device token: 16 to 200 hex characters",
-            path="$.pushToken",
-        )
+@bp.post(
+    REGISTRATION,
+    operation_id="registerDevice",
+    responses={
+        201: json_response(Empty, "The device is now registered for the pass."),
+        200: json_response(Empty, "The device was already registered for the pass."),
+        400: error(
+            "A path part is too long, the body is not JSON, or pushToken is not an APNs "
+            "device token."
+        ),
+        404: UNROUTABLE,
+        401: UNAUTHORIZED,
+        413: TOO_LARGE,
+    },
+    security=APPLE_PASS,
+)
+@authenticated()
+def register(path: RegistrationPath, body: PushTokenBody, pass_: Pass) -> tuple[Response, int]:
+    """Register a device to receive push notifications for a pass"""
+    device_id, push_token = path.deviceLibraryIdentifier, body.pushToken
     now = utcnow()
     device_upsert = store.dialect_insert(Device).values(
         device_library_identifier=device_id, push_token=push_token, created_at=now, updated_at=now
@@ -128,12 +183,22 @@ def register(device_id: str, pass_type_id: str, serial_number: str) -> tuple[Res
     return jsonify({}), 201 if created else 200
 
 
-@bp.get("/v1/devices/<device_id>/registrations/<pass_type_id>")
-def updated_serials(device_id: str, pass_type_id: str) -> Response:
-    """The serial numbers of this device's passes changed since the tag it holds."""
-    _check_lengths(deviceLibraryIdentifier=device_id, passTypeIdentifier=pass_type_id)
+@bp.get(
+    "/v1/devices/<deviceLibraryIdentifier>/registrations/<passTypeIdentifier>",
+    operation_id="listChangedSerialNumbers",
+    responses={
+        200: json_response(SerialNumbers, "Passes changed since the tag."),
+        204: {"description": "No pass of this type changed for this device."},
+        400: error("A path part is too long."),
+        404: UNROUTABLE,
+    },
+    security=NONE,
+)
+def updated_serials(path: DevicePath, query: SerialsQuery) -> Response:
+    """The serial numbers of the device's passes changed since a tag"""
     rows = db.session.execute(
-        _DEVICE_PASSES, {"device": device_id, "pass_type": pass_type_id}
+        _DEVICE_PASSES,
+        {"device": path.deviceLibraryIdentifier, "pass_type": path.passTypeIdentifier},
     ).all()
     if not rows:
         return Response(status=204)
@@ -141,7 +206,7 @@ def updated_serials(device_id: str, pass_type_id: str) -> Response:
     # shows (tags are handed out in commit order), so telling the device "lastUpdated =
     # counter" can never skip an update committed around this request.
     last_updated = rows[0].counter
-    since = _parse_tag(request.args.get("passesUpdatedSince"), last_updated)
+    since = _parse_tag(query.passesUpdatedSince, last_updated)
     changed = [row for row in rows if since is None or row.update_tag > since]
     # On 204 the device keeps the tag it sent.
     given = last_updated if changed else since
@@ -181,22 +246,58 @@ def _parse_tag(value: str | None, last_updated: int) -> int | None:
     return tag if tag is not None and tag <= last_updated else None
 
 
-@bp.route("/v1/passes/<pass_type_id>/<serial_number>", methods=["GET", "HEAD"])
-def latest_pass(pass_type_id: str, serial_number: str) -> Response:
-    _check_lengths(passTypeIdentifier=pass_type_id, serialNumber=serial_number)
-    _check_token(pass_type_id, serial_number)
-    pass_ = store.find_pass(pass_type_id, serial_number)
-    if pass_ is None:
-        raise Unauthorized("the authentication token does not match this pass")
+class HeldCopy(BaseModel):
+    if_modified_since: str | None = Field(
+        None,
+        alias="If-Modified-Since",
+        description="The Last-Modified of the copy the device holds.",
+    )
+
+
+LATEST = "/v1/passes/<passTypeIdentifier>/<serialNumber>"
+NO_CACHE = {"Cache-Control": header("`no-cache`.")}
+# Flask answers HEAD for every GET; Wallet's is documented (passes/openapi.py).
+HEAD_OPERATIONS = {
+    "/wallet/v1/passes/{passTypeIdentifier}/{serialNumber}": (
+        "checkLatestPass",
+        "Whether a pass changed, without its content",
+    )
+}
+
+
+@bp.get(
+    LATEST,
+    operation_id="getLatestPass",
+    responses={
+        200: binary(
+            "The signed pass.", PKPASS_MIMETYPE, {"Last-Modified": LAST_MODIFIED, **NO_CACHE}
+        ),
+        304: {
+            "description": "The device has the current version (If-Modified-Since).",
+            # Werkzeug drops Last-Modified from a 304, as RFC 9110 allows.
+            "headers": NO_CACHE,
+        },
+        400: error("A path part is too long."),
+        404: UNROUTABLE,
+        401: UNAUTHORIZED,
+        503: NO_CERTIFICATE,
+    },
+    security=APPLE_PASS,
+)
+@authenticated()
+def latest_pass(path: PassPath, header: HeldCopy, pass_: Pass) -> Response:
+    """The latest version of a pass"""
     last_modified = store.last_modified(pass_.updated_at)
-    header = http_date(last_modified)
-    if _device_has_current(pass_.shares_second_with_previous, last_modified, header):
+    modified = http_date(last_modified)
+    if _device_has_current(
+        pass_.shares_second_with_previous, last_modified, modified, header.if_modified_since
+    ):
         response = Response(status=304)
     else:
         response = Response(_pkpass_or_record_failure(pass_), mimetype=PKPASS_MIMETYPE)
     delivery.record_fetch(pass_, utcnow())
     db.session.commit()
-    response.headers["Last-Modified"] = header
+    response.headers["Last-Modified"] = modified
     # Wallet asks again after every push; nothing in between may serve an old copy.
     response.headers["Cache-Control"] = "no-cache"
     return response
@@ -218,60 +319,52 @@ def _pkpass_or_record_failure(pass_: Pass) -> bytes:
 
 
 def _device_has_current(
-    shares_second_with_previous: bool, last_modified: datetime, last_modified_header: str
+    shares_second_with_previous: bool,
+    last_modified: datetime,
+    last_modified_header: str,
+    sent: str | None,
 ) -> bool:
     if shares_second_with_previous:
         # Two versions within one second have the same HTTP date: the device may hold
         # the older one, so it gets the pass again.
         return False
-    sent = request.headers.get("If-Modified-Since")
     if sent == last_modified_header:
         return True  # Wallet sends back our own Last-Modified: no need to parse it
     since = parse_date(sent)
     return since is not None and since.astimezone(UTC) >= last_modified
 
 
-# The fields Wallet's sign-up form can ask for (Apple's PersonalizationDictionary).
-PERSONALIZATION_KEYS = {
-    "emailAddress",
-    "familyName",
-    "fullName",
-    "givenName",
-    "ISOCountryCode",
-    "phoneNumber",
-    "postalCode",
-}
-MAX_PERSONALIZATION_VALUE = 256
-MAX_PERSONALIZATION_TOKEN = 512
-# What we sign with the pass certificate. Apple documents the token only as "The
-# personalization token for this request. The server must sign and return the token."
-# (PersonalizationDictionary), to be signed with the pass certificate and checked by Wallet
-# (Wallet Developer Guide, "Rewards Enrollment"): no alphabet, no length. The danger is the
-# signature itself: Wallet trusts a detached signature made with this certificate over a
-# manifest.json, which is a JSON object, so anything that could be read as JSON text that
-# is an object or array must never be signed. Hence printable ASCII without spaces, not
-# starting with "{" or "[": every JSON object or array starts with one of them, after
-# optional whitespace or a byte order mark, neither of which is allowed here; there is no
-# NUL, so the bytes cannot be JSON in UTF-16 or UTF-32 either; and ASCII is its own UTF-8,
-# so the bytes signed are exactly the characters checked. An opaque token (hex, base64, a
-# UUID) fits in this with room to spare; should Wallet ever send something else, the 400s
-# show in the request log (endpoint=webservice.personalize status=400).
-PERSONALIZATION_TOKEN = re.compile(rf"^(?![{{\[])[!-~]{{1,{MAX_PERSONALIZATION_TOKEN}}}$")
-
-
-@bp.post("/v1/passes/<pass_type_id>/<serial_number>/personalize")
-def personalize(pass_type_id: str, serial_number: str) -> Response:
-    """Rewards enrollment: store the user's info, answer the signed personalization token.
-
-    Apple's documentation lists no Authorization header for this request. When Wallet
-    sends one, it must match; without it, only a pass that offers enrollment and is not
-    yet personalized can be personalized, once, so nothing else can be changed through here.
-    """
-    _check_lengths(passTypeIdentifier=pass_type_id, serialNumber=serial_number)
-    if request.headers.get("Authorization"):
-        _check_token(pass_type_id, serial_number)
-    token, info = _personalization_body()  # before the pass is looked up: 400 for any pass
-    pass_ = store.find_pass(pass_type_id, serial_number)
+@bp.post(
+    "/v1/passes/<passTypeIdentifier>/<serialNumber>/personalize",
+    operation_id="personalizePass",
+    description=(
+        "Apple lists no Authorization header for this request. When one is sent it must "
+        "match; without one, only a pass that offers enrollment and is not yet personalized "
+        "can be personalized, once, so nothing else can be changed through here. Only "
+        "tokens that cannot be read as a JSON object or array are signed."
+    ),
+    responses={
+        200: binary(
+            "The detached PKCS #7 signature of personalizationToken.", "application/octet-stream"
+        ),
+        400: error("A path part is too long, or the body is malformed."),
+        401: UNAUTHORIZED,
+        404: error(
+            "No such pass, it does not offer rewards enrollment, or it is already "
+            "personalized: one answer for all three."
+        ),
+        413: TOO_LARGE,
+        503: NO_CERTIFICATE,
+    },
+    security=[*APPLE_PASS, {}],
+)
+@authenticated(optional=True)
+def personalize(path: PassPath, body: Personalization) -> Response:
+    """Rewards enrollment: store the user's details, sign the personalization token"""
+    # The body is checked before the pass is looked up: 400 for any pass.
+    token = body.personalizationToken
+    info = body.requiredPersonalizationInfo.model_dump(exclude_unset=True)
+    pass_ = store.find_pass(path.passTypeIdentifier, path.serialNumber)
     # Unknown, without enrollment, or already personalized (a moment ago, perhaps, by a
     # request racing this one): one answer for all, so serial numbers cannot be probed.
     if pass_ is None or not store.is_personalizable(pass_) or not store.personalize(pass_, info):
@@ -284,41 +377,21 @@ def personalize(pass_type_id: str, serial_number: str) -> Response:
     return Response(signature, mimetype="application/octet-stream")
 
 
-def _personalization_body() -> tuple[str, dict[str, str]]:
-    """The token to sign and the user's info, from Apple's PersonalizationDictionary."""
-    body = json_body(MAX_BODY)
-    token = body.get("personalizationToken")
-    if not isinstance(token, str) or not PERSONALIZATION_TOKEN.fullmatch(token):
-        raise ValidationError(
-            f"personalizationToken must be 1 to {MAX_PERSONALIZATION_TOKEN} printable ASCII "
-            "characters without spaces, not starting with { or [",
-            path="$.personalizationToken",
-        )
-    info = body.get("requiredPersonalizationInfo")
-    if (
-        not isinstance(info, dict)
-        or not set(info) <= PERSONALIZATION_KEYS
-        or not all(
-            isinstance(v, str) and len(v) <= MAX_PERSONALIZATION_VALUE for v in info.values()
-        )
-    ):
-        raise ValidationError(
-            "requiredPersonalizationInfo must map "
-            + ", ".join(sorted(PERSONALIZATION_KEYS))
-            + f" to strings of at most {MAX_PERSONALIZATION_VALUE} characters",
-            path="$.requiredPersonalizationInfo",
-        )
-    return token, info
-
-
-@bp.delete(REGISTRATION)
-def unregister(device_id: str, pass_type_id: str, serial_number: str) -> Response:
-    _check_lengths(
-        deviceLibraryIdentifier=device_id,
-        passTypeIdentifier=pass_type_id,
-        serialNumber=serial_number,
-    )
-    pass_ = _authorized_pass(pass_type_id, serial_number)
+@bp.delete(
+    REGISTRATION,
+    operation_id="unregisterDevice",
+    responses={
+        200: json_response(Empty, "Not registered (any more)."),
+        400: error("A path part is too long."),
+        404: UNROUTABLE,
+        401: UNAUTHORIZED,
+    },
+    security=APPLE_PASS,
+)
+@authenticated()
+def unregister(path: RegistrationPath, pass_: Pass) -> Response:
+    """Unregister a device from a pass"""
+    device_id = path.deviceLibraryIdentifier
     # A device with no registration left is forgotten, but a registration for another pass
     # may be committing at this moment. The device row's lock orders the two: register's
     # upsert holds it until commit, and so does FOR UPDATE here (PostgreSQL). If register
@@ -349,14 +422,19 @@ def unregister(device_id: str, pass_type_id: str, serial_number: str) -> Respons
     return jsonify({})
 
 
-@bp.post("/v1/log")
-def device_log() -> Response:
-    body = json_body(MAX_BODY)
-    logs = body.get("logs")
-    if not isinstance(logs, list) or not all(isinstance(entry, str) for entry in logs):
-        raise ValidationError("logs must be a list of strings", path="$.logs")
-    if len(logs) > MAX_LOG_MESSAGES:
-        raise ValidationError(f"at most {MAX_LOG_MESSAGES} messages per request", path="$.logs")
+@bp.post(
+    "/v1/log",
+    operation_id="logDeviceMessages",
+    responses={
+        200: json_response(Empty, "Recorded (see GET /api/logs)."),
+        400: error("logs is not a list of strings, or has too many."),
+        413: TOO_LARGE,
+    },
+    security=NONE,
+)
+def device_log(body: DeviceLog) -> Response:
+    """Log messages from Wallet about problems with this service"""
+    logs = body.logs
     now = utcnow()
     entries = [
         {"message": message.replace("\x00", "")[:MAX_LOG_MESSAGE_LENGTH], "created_at": now}

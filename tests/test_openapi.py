@@ -341,6 +341,34 @@ def test_refused_admin_requests_keep_to_the_document(
             case.validate_response(response, checks=CHECKS)
 
 
+def test_each_documented_challenge_is_the_one_the_app_sends(
+    api_app: Flask, schema: Any, world: World
+) -> None:
+    """Every documented 401 names its WWW-Authenticate scheme (schemathesis then holds the
+    app to it); a request with a token it cannot read gets exactly that challenge."""
+    known = {**world.passes[0], "deviceLibraryIdentifier": world.device}
+    challenges = {}
+    for method, path in OPERATIONS:
+        unauthorized = DOCUMENT["paths"][path][method.lower()]["responses"].get("401")
+        if unauthorized is None:
+            assert not security_of(method, path), (method, path)
+            continue
+        documented = unauthorized["headers"]["WWW-Authenticate"]["schema"]["const"]
+        challenges[method, path] = documented
+        operation = schema[path][method]
+        case = operation.Case(
+            path_parameters={p.name: known[p.name] for p in operation.path_parameters},
+            headers={"Authorization": "Unknown scheme"},
+        )
+        response = case.call(app=api_app)
+        assert response.status_code == 401, (method, path)
+        assert response.headers.get("www-authenticate") == [documented], (method, path)
+    assert set(challenges.values()) == {"Bearer", "ApplePass"}
+    assert challenges["GET", "/wallet/v1/passes/{passTypeIdentifier}/{serialNumber}"] == (
+        "ApplePass"
+    )
+
+
 def test_without_a_certificate_signing_answers_503_as_documented(
     schema: Any, world: World, make_app: Callable[..., Flask]
 ) -> None:

@@ -225,6 +225,39 @@ def test_over_long_path_parts_are_400(client: FlaskClient, admin: Admin) -> None
     assert client.get(serials_url(created, device="d" * 500)).status_code == 400
 
 
+def test_an_over_long_path_part_is_named_in_the_error(client: FlaskClient, admin: Admin) -> None:
+    created = admin.create_pass()
+    response = client.get(serials_url(created, device="d" * 500))
+    assert response.get_json()["path"] == "deviceLibraryIdentifier"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b'{"pushToken": 5}',
+        b"[" * 100_000,
+        b'{"pushToken": "' + b"a" * 100_000 + b'"}',
+    ],
+    ids=["not json", "wrong type", "too deep", "too large"],
+)
+def test_a_wrong_token_is_401_before_anything_about_the_body(
+    client: FlaskClient, admin: Admin, body: bytes
+) -> None:
+    created = admin.create_pass()
+    unknown = {**created, "serialNumber": "no-such-pass"}
+    wrong = {"Authorization": "ApplePass wrong-token-wrong-token"}
+    personalize = f"{pass_url(created)}/personalize"
+    for url, headers in (
+        (registration_url(created), wrong),
+        (registration_url(unknown), auth(unknown)),  # a valid token, but no such pass
+        (personalize, wrong),
+    ):
+        response = client.post(url, headers=headers, data=body, content_type="application/json")
+        assert response.status_code == 401, (url, response.get_json())
+        assert response.headers["WWW-Authenticate"] == "ApplePass"
+
+
 def test_serial_list_reports_only_this_devices_passes(client: FlaskClient, admin: Admin) -> None:
     mine = admin.create_pass(serialNumber="mine")
     other = admin.create_pass(serialNumber="other")
