@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Response, current_app, jsonify, request
+from flask import Response, current_app, request
 from flask_openapi3 import APIBlueprint
 from werkzeug.http import http_date
 
@@ -23,7 +23,9 @@ from passes.schemas import (
     BundleRequest,
     ChangedPass,
     DeviceLogs,
+    DeviceRegistration,
     Expiry,
+    LogEntry,
     NewPass,
     Page,
     PassChange,
@@ -31,6 +33,7 @@ from passes.schemas import (
     PassList,
     PassPage,
     PassPath,
+    PassSummary,
     PersonalizationRecord,
     Registrations,
     SignQuery,
@@ -78,12 +81,12 @@ def require_admin_token() -> None:
         raise Unauthorized("send Authorization: Bearer <ADMIN_TOKEN>")
 
 
-def describe(pass_: Pass, report: Report | None = None) -> dict[str, Any]:
+def describe(pass_: Pass, report: Report | None = None) -> PassDescription:
     """The admin view of a pass (never its authentication token), with the warnings of a
     change when there was one."""
     devices = db.session.scalar(sa.select(sa.func.count()).where(Registration.pass_id == pass_.id))
     last_modified = store.last_modified(pass_.updated_at)
-    return {
+    fields: dict[str, Any] = {
         "passTypeIdentifier": pass_.pass_type_identifier,
         "serialNumber": pass_.serial_number,
         "template": pass_.template,
@@ -96,8 +99,10 @@ def describe(pass_: Pass, report: Report | None = None) -> dict[str, Any]:
         "webServiceURL": context.web_service_url(),
         "personalized": pass_.personalized_at is not None,
         "downloadURL": links.download_url(pass_),
-        **({"warnings": [w.as_dict() for w in report.warnings]} if report else {}),
     }
+    if report is None:
+        return PassDescription(**fields)
+    return ChangedPass(**fields, warnings=[w.as_dict() for w in report.warnings])
 
 
 @bp.post(
@@ -120,7 +125,7 @@ def create(body: NewPass) -> tuple[Response, int]:
         files=store.decode_files(body.files),
         serial_number=body.serialNumber,
     )
-    return jsonify(_commit(pass_, report)), 201
+    return _commit(pass_, report).answer(201)
 
 
 @bp.get(
@@ -156,21 +161,19 @@ def list_passes(query: PassPage) -> Response:
             )
     passes = db.session.scalars(select).all()
     last = passes[-1] if len(passes) == limit else None
-    return jsonify(
-        {
-            "next": f"{last.update_tag}.{last.id}" if last else None,
-            "passes": [
-                {
-                    "passTypeIdentifier": p.pass_type_identifier,
-                    "serialNumber": p.serial_number,
-                    "template": p.template,
-                    "updateTag": str(p.update_tag),
-                    "updatedAt": p.updated_at.isoformat(),
-                }
-                for p in passes
-            ],
-        }
-    )
+    return PassList(
+        next=f"{last.update_tag}.{last.id}" if last else None,
+        passes=[
+            PassSummary(
+                passTypeIdentifier=p.pass_type_identifier,
+                serialNumber=p.serial_number,
+                template=p.template,
+                updateTag=str(p.update_tag),
+                updatedAt=p.updated_at.isoformat(),
+            )
+            for p in passes
+        ],
+    ).answer()
 
 
 @bp.get(
@@ -180,7 +183,7 @@ def list_passes(query: PassPage) -> Response:
 )
 def show(path: PassPath) -> Response:
     """A pass: its data, files, update tag and how many devices hold it"""
-    return jsonify(describe(store.get_pass(path.passTypeIdentifier, path.serialNumber)))
+    return describe(store.get_pass(path.passTypeIdentifier, path.serialNumber)).answer()
 
 
 def _change_responses(body: bool) -> dict[int, Any]:
@@ -239,7 +242,7 @@ def _change(pass_type_id: str, serial_number: str, data: dict[str, Any]) -> Resp
     return _changed(*store.update_pass(pass_type_id, serial_number, data=data))
 
 
-def _commit(pass_: Pass, report: Report) -> dict[str, Any]:
+def _commit(pass_: Pass, report: Report) -> PassDescription:
     """Commit the change; its description as this transaction made it.
 
     Described before the commit: read after it, the row may already hold a concurrent
@@ -251,7 +254,7 @@ def _commit(pass_: Pass, report: Report) -> dict[str, Any]:
 
 
 def _changed(pass_: Pass, report: Report) -> Response:
-    return jsonify(_commit(pass_, report))
+    return _commit(pass_, report).answer()
 
 
 @bp.post(
@@ -369,20 +372,18 @@ def registrations(path: PassPath, query: Page) -> Response:
     """The devices registered for a pass"""
     pass_ = store.get_pass(path.passTypeIdentifier, path.serialNumber)
     rows = store.registrations_of(pass_, limit=query.limit)
-    return jsonify(
-        {
-            "registrations": [
-                {
-                    "deviceLibraryIdentifier": device.device_library_identifier,
-                    # Enough to tell devices apart, not enough to push to them.
-                    "pushTokenPrefix": device.push_token[:8],
-                    "registeredAt": registered_at.isoformat(),
-                    "pushPending": pending is not None,
-                }
-                for device, registered_at, pending in rows
-            ]
-        }
-    )
+    return Registrations(
+        registrations=[
+            DeviceRegistration(
+                deviceLibraryIdentifier=device.device_library_identifier,
+                # Enough to tell devices apart, not enough to push to them.
+                pushTokenPrefix=device.push_token[:8],
+                registeredAt=registered_at.isoformat(),
+                pushPending=pending is not None,
+            )
+            for device, registered_at, pending in rows
+        ]
+    ).answer()
 
 
 @bp.get(
@@ -399,12 +400,10 @@ def personalization(path: PassPath) -> Response:
     pass_ = store.get_pass(path.passTypeIdentifier, path.serialNumber)
     if pass_.personalized_at is None:
         raise NotFound("this pass has not been personalized")
-    return jsonify(
-        {
-            "requiredPersonalizationInfo": pass_.personalization_info,
-            "personalizedAt": pass_.personalized_at.isoformat(),
-        }
-    )
+    return PersonalizationRecord(
+        requiredPersonalizationInfo=pass_.personalization_info,
+        personalizedAt=pass_.personalized_at.isoformat(),
+    ).answer()
 
 
 @bp.get(
@@ -420,6 +419,6 @@ def logs(query: Page) -> Response:
     entries = db.session.scalars(
         sa.select(DeviceLogEntry).order_by(DeviceLogEntry.id.desc()).limit(query.limit)
     )
-    return jsonify(
-        {"logs": [{"message": e.message, "receivedAt": e.created_at.isoformat()} for e in entries]}
-    )
+    return DeviceLogs(
+        logs=[LogEntry(message=e.message, receivedAt=e.created_at.isoformat()) for e in entries]
+    ).answer()

@@ -8,14 +8,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
-from flask import Response, current_app, jsonify
+from flask import Response, current_app
 from flask_openapi3 import APIBlueprint
 from sqlalchemy.exc import SQLAlchemyError
 
 from models import db
 from passes import context, pushing
 from passes.openapi import NONE, NUL_IN_QUERY, SERVICE_TAG
-from passes.schemas import Health, json_response
+from passes.schemas import Health, HealthChecks, json_response
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ bp = APIBlueprint("health", __name__, abp_tags=[SERVICE_TAG], abp_responses={400
     },
     security=NONE,
 )
-def healthz() -> tuple[Response, int]:
+def healthz() -> Response:
     """Whether the service can do its job"""
     checks: dict[str, Any] = {}
     healthy = True
@@ -65,7 +65,7 @@ def healthz() -> tuple[Response, int]:
             "daysToExpiry": days,
         }
         healthy &= days >= 0
-    return jsonify({"status": "ok" if healthy else "unhealthy", "checks": checks}), (
+    return Health(status="ok" if healthy else "unhealthy", checks=HealthChecks(**checks)).answer(
         200 if healthy else 503
     )
 

@@ -10,9 +10,8 @@ from functools import wraps
 from typing import Any, get_type_hints
 
 import sqlalchemy as sa
-from flask import Response, current_app, jsonify, request
+from flask import Response, current_app, request
 from flask_openapi3 import APIBlueprint
-from flask_openapi3.request import validate_request
 from pydantic import BaseModel, Field
 from werkzeug.http import http_date, parse_date
 
@@ -38,6 +37,7 @@ from passes.schemas import (
     DeviceLog,
     DevicePath,
     Empty,
+    Parameters,
     PassPath,
     Personalization,
     PushTokenBody,
@@ -86,27 +86,34 @@ def authenticated(*, optional: bool = False) -> Callable[[Callable[..., Any]], A
 
     The view takes the pass as `pass_` (401 alike for an unknown pass and a bad token).
     `optional`: a request without Authorization goes on, without `pass_`; one with it must
-    match. Path parameters are checked first, as for any route (400 at their name).
+    match. Path parameters are checked first, as for any route (400 at their name); then
+    the view's `header` and `body` models, as flask-openapi3 would have before the view.
     """
 
     def decorate(view: Callable[..., Any]) -> Any:
-        validated = validate_request()(view)  # the body only once authenticated
-        parameters: type[BaseModel] = get_type_hints(view)["path"]
+        models: dict[str, type[BaseModel]] = get_type_hints(view)
+        parameters = models["path"]
 
-        @wraps(validated)
+        @wraps(view)
         def check(**kwargs: Any) -> Any:
             path: Any = validate(parameters, kwargs)
-            pass_type_id, serial_number = path.passTypeIdentifier, path.serialNumber
-            if optional and not request.headers.get("Authorization"):
-                return validated(**kwargs)
-            _check_token(pass_type_id, serial_number)
-            if optional:
-                return validated(**kwargs)
-            found = store.find_pass(pass_type_id, serial_number)
-            if found is None:
-                raise Unauthorized("the authentication token does not match this pass")
-            return validated(pass_=found, **kwargs)
+            arguments: dict[str, Any] = {"path": path}
+            if not optional or request.headers.get("Authorization"):
+                _check_token(path.passTypeIdentifier, path.serialNumber)
+            if not optional:
+                found = store.find_pass(path.passTypeIdentifier, path.serialNumber)
+                if found is None:
+                    raise Unauthorized("the authentication token does not match this pass")
+                arguments["pass_"] = found
+            if "header" in models:
+                arguments["header"] = validate(models["header"], dict(request.headers))
+            if "body" in models:
+                arguments["body"] = validate(models["body"], request.get_json())
+            return view(**arguments)
 
+        # What flask_openapi3.validate_request() marks a view with: the route passes the
+        # path as it is and leaves validation to the view (here, after the token).
+        check.__delay_validate_request__ = True  # type: ignore[attr-defined]
         return check
 
     return decorate
@@ -180,7 +187,7 @@ def register(path: RegistrationPath, body: PushTokenBody, pass_: Pass) -> tuple[
         delivery.count_event(delivery.REGISTERED)
     db.session.commit()
     log.info("device registered for a pass (new=%s)", created)
-    return jsonify({}), 201 if created else 200
+    return Empty().answer(201 if created else 200)
 
 
 @bp.get(
@@ -215,7 +222,7 @@ def updated_serials(path: DevicePath, query: SerialsQuery) -> Response:
     if not changed:
         return Response(status=204)
     serials = sorted(row.serial_number for row in changed)
-    return jsonify({"serialNumbers": serials, "lastUpdated": str(last_updated)})
+    return SerialNumbers(serialNumbers=serials, lastUpdated=str(last_updated)).answer()
 
 
 _DEVICE_PASSES = (
@@ -246,7 +253,7 @@ def _parse_tag(value: str | None, last_updated: int) -> int | None:
     return tag if tag is not None and tag <= last_updated else None
 
 
-class HeldCopy(BaseModel):
+class HeldCopy(Parameters):
     if_modified_since: str | None = Field(
         None,
         alias="If-Modified-Since",
@@ -419,7 +426,7 @@ def unregister(path: RegistrationPath, pass_: Pass) -> Response:
             )
         )
     db.session.commit()
-    return jsonify({})
+    return Empty().answer()
 
 
 @bp.post(
@@ -450,7 +457,7 @@ def device_log(body: DeviceLog) -> Response:
             # Wallet's messages can quote URLs but never carry our secrets; keep them short,
             # and on one line: anyone can post here, and must not write lines of their own.
             log.info("wallet log: %s", escaped(entry["message"][:300]))
-    return jsonify({})
+    return Empty().answer()
 
 
 def _prune_log() -> None:
