@@ -53,15 +53,21 @@ def full_pattern(pattern: re.Pattern[str]) -> str:
 # --- turning pydantic's errors into ours ---------------------------------------------------
 
 
-class Parameters(BaseModel):
-    """Path, query and header parameters: an error names the parameter, not a JSON path."""
+class Declared(BaseModel):
+    """A part of a request. Known by name, so that an error can quote the field's
+    description (pydantic's errors name only the model)."""
 
-    names: ClassVar[set[str]] = set()  # the subclasses' names
-    _schemas: ClassVar[dict[Any, dict[str, Any]]] = {}
+    models: ClassVar[dict[str, type[BaseModel]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        Parameters.names.add(cls.__name__)
+        Declared.models[cls.__name__] = cls
+
+
+class Parameters(Declared):
+    """Path, query and header parameters: an error names the parameter, not a JSON path."""
+
+    _schemas: ClassVar[dict[Any, dict[str, Any]]] = {}
 
     @classmethod
     def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -93,10 +99,28 @@ def refusal(error: PydanticError) -> ValidationError:
             f"unknown keys: {', '.join(names)}", path=json_path(unknown[0]["loc"][:-1])
         )
     first = next(p for p in problems if p["type"] != "extra_forbidden")
-    location = first["loc"]
-    if error.title in Parameters.names:
-        return ValidationError(f"{location[0]}: {first['msg']}", path=str(location[0]))
-    return ValidationError(first["msg"], path=json_path(location))
+    location, message = first["loc"], first["msg"]
+    model = Declared.models.get(error.title)
+    description = _description(model, location)
+    if description:
+        message = f"{message} ({description})"
+    if model is not None and issubclass(model, Parameters) and location:
+        return ValidationError(f"{location[0]}: {message}", path=str(location[0]))
+    return ValidationError(message, path=json_path(location))
+
+
+def _description(model: Any, location: tuple[int | str, ...]) -> str | None:
+    """The declared description of the field at `location`, if it has one."""
+    description = None
+    for part in location:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        fields = model.model_fields.items()
+        field = next((f for name, f in fields if (f.alias or name) == part), None)
+        if field is None:
+            return None
+        description, model = field.description, field.annotation
+    return description
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -202,10 +226,16 @@ UpdateTag = Annotated[str, Field(pattern="^[0-9]+$", description="An update tag.
 Url = Annotated[str, Field(json_schema_extra={"format": "uri"})]
 
 
-class Body(BaseModel):
+class Body(Declared):
     """A JSON request body: closed, and strict about types (JSON has no "5" for 5)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class OpenBody(Declared):
+    """A body Wallet sends: keys it may add one day are ignored."""
+
+    model_config = ConfigDict(strict=True)
 
 
 # Both admit null: `"files": null` is the same as leaving the key out. Names and contents
@@ -268,7 +298,11 @@ class NewPass(Body):
         description="A folder of PASS_TEMPLATES_DIR; none: data only.",
     )
     serialNumber: str | None = Field(
-        None, pattern=full_pattern(SERIAL_NUMBER), description="Default: a random one."
+        None,
+        pattern=full_pattern(SERIAL_NUMBER),
+        description=(
+            f"Up to {SERIAL_NUMBER_LENGTH} letters, digits and `._~:@+=-`; default: a random one."
+        ),
     )
     pass_: dict[str, Any] | None = Field(None, alias="pass", description=PARTIAL_PASS)
     files: Files = None
@@ -305,8 +339,8 @@ class PassChange(Body):
         return self
 
 
-class Expiry(BaseModel):
-    model_config = ConfigDict(strict=True, openapi_extra={"required": False})
+class Expiry(OpenBody):
+    model_config = ConfigDict(openapi_extra={"required": False})
 
     expirationDate: str = sometimes(
         "ISO 8601 with a time zone; default: now.",
@@ -338,9 +372,7 @@ class BundleRequest(Body):
         return self
 
 
-class PushTokenBody(BaseModel):
-    model_config = ConfigDict(strict=True)  # Wallet may add keys: they are ignored
-
+class PushTokenBody(OpenBody):
     pushToken: str = Field(
         pattern=full_pattern(DEVICE_TOKEN),
         description="The APNs device token: 16 to 200 hex characters.",
@@ -382,9 +414,7 @@ PERSONALIZATION_TOKEN = re.compile(
 )
 
 
-class Personalization(BaseModel):
-    model_config = ConfigDict(strict=True)
-
+class Personalization(OpenBody):
     personalizationToken: str = Field(
         pattern=full_pattern(PERSONALIZATION_TOKEN),
         description=(
@@ -395,9 +425,7 @@ class Personalization(BaseModel):
     requiredPersonalizationInfo: PersonalizationInfo
 
 
-class DeviceLog(BaseModel):
-    model_config = ConfigDict(strict=True)
-
+class DeviceLog(OpenBody):
     logs: list[str] = Field(max_length=MAX_LOG_MESSAGES)
 
 
