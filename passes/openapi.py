@@ -68,7 +68,7 @@ SECURITY_SCHEMES: dict[str, Any] = {
         ),
     },
 }
-# RefuseNul answers any route so (passes/requests.py).
+# The WSGI middleware RefuseNul answers any route so.
 NUL_IN_QUERY = error("The query string holds a NUL character.")
 
 bp = APIBlueprint("openapi", __name__, abp_tags=[SERVICE_TAG], abp_responses={400: NUL_IN_QUERY})
