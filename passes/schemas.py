@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar, TypeVar
 
 from flask import Response, jsonify
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -29,6 +30,7 @@ from passes.building import PACKAGE_FILE_NAME, TEMPLATE_NAME
 from passes.errors import ValidationError
 from passes.json_body import whole_number
 from passes.store import SERIAL_NUMBER
+from passes.validation import parse_w3c_datetime
 
 JSON = "application/json"
 Schema = dict[str, Any]
@@ -339,10 +341,20 @@ class PassChange(Body):
         return self
 
 
+def _date_time(value: str) -> str:
+    # The parser validation uses: what passes here is what the pass will accept.
+    if parse_w3c_datetime(value) is None:
+        raise PydanticCustomError(
+            "date_time",
+            "must be an ISO 8601 date and time with a time zone, e.g. 2026-12-31T23:59:00Z",
+        )
+    return value
+
+
 class Expiry(OpenBody):
     model_config = ConfigDict(openapi_extra={"required": False})
 
-    expirationDate: str = sometimes(
+    expirationDate: Annotated[str, AfterValidator(_date_time)] = sometimes(
         "ISO 8601 with a time zone; default: now.",
         format="date-time",
         examples=["2026-12-31T23:59:00Z"],
