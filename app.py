@@ -21,6 +21,7 @@ from passes import (
     cli,
     context,
     dashboard,
+    delivery,
     distribution,
     metrics,
     middleware,
@@ -256,6 +257,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         )
 
     db.init_app(app)
+    delivery.init_app(app)
     migrate.init_app(app, db, directory=str(HERE / "migrations"))
     runtime = context.Runtime(
         credentials=credentials,

@@ -2,9 +2,10 @@
 
 Each registration keeps what its device last did with its pass (models.Registration): the
 last push and APNs's answer, the last serial list, the last download, the last failed
-download. The device paths write them cheaply, one UPDATE on rows they already know; the
-push worker writes them with the answers of a batch. `delivery_state` turns a record into
-one of five states; the pass page, the doctor and (later) metrics all read them from here.
+download. The device paths leave their records with the web process's Recorder, which
+writes them in batches; the push worker writes them with the answers of a batch.
+`delivery_state` turns a record into one of five states; the pass page, the doctor and
+the metrics all read them from here.
 
 Wallet's pass download (GET /v1/passes/...) does not say which device asks: the pass's
 token is the same on every device. A download is credited to the device whose serial list
@@ -14,7 +15,11 @@ at once); with none waiting, to the only device holding the pass; otherwise to n
 
 from __future__ import annotations
 
+import atexit
+import logging
 import re
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +27,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
+from flask import Flask, current_app
 
 from models import (
     Device,
@@ -29,12 +35,15 @@ from models import (
     Pass,
     Registration,
     RegistrationEventCount,
+    UTCDateTime,
     db,
     utcnow,
 )
 from passes import store
 from passes.apns import Outcome, PushResult
 from passes.store import dialect_insert
+
+log = logging.getLogger(__name__)
 
 # A device that has made no request this long after a push is called silent: phones
 # postpone background pushes for hours (Low Power Mode, no network, a phone switched off
@@ -147,55 +156,164 @@ def count_event(event: str, count: int = 1, connection: sa.Connection | None = N
     (connection or db.session).execute(upsert)
 
 
-def record_list(
-    registration_ids: Sequence[int], named_ids: Iterable[int], tag: int | None, now: datetime
-) -> None:
-    """A device asked for its serial list: given `tag`, told to fetch `named_ids`."""
-    named = list(named_ids)
-    values: dict[str, Any] = {"listed_at": now, "listed_tag": tag}
-    if named:
-        # Named again before downloading: it keeps its place in the queue.
-        values["named_at"] = sa.case(
-            (Registration.id.in_(named), sa.func.coalesce(Registration.named_at, now)),
-            else_=Registration.named_at,
-        )
-    db.session.execute(
+@dataclass
+class _Listed:
+    at: datetime
+    tag: int | None
+    named_at: datetime | None  # when a list first named the pass, in this batch
+
+
+class Recorder:
+    """What the device paths saw, written by a thread of the web process, in one
+    transaction every FLUSH_SECONDS.
+
+    A serial list and a download each cost a device request a few microseconds here instead
+    of an UPDATE and a commit (bench/fanout.py: written in the request, they doubled the web
+    tier's CPU per phone). Readers (deliveries_of, push_to_fetch) flush first, so this
+    process's own records are never missing from what they show; other processes' are at
+    most FLUSH_SECONDS late. A process killed between flushes loses those seconds of records,
+    which only makes a state out of date until the device's next request: nothing a device
+    needs depends on them.
+    """
+
+    FLUSH_SECONDS = 1.0
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._lock = threading.Lock()
+        self._flushing = threading.Lock()  # one flush at a time: records keep their order
+        self._lists: dict[int, _Listed] = {}
+        self._fetches: dict[tuple[int, int], list[datetime]] = {}
+        self._thread: threading.Thread | None = None
+
+    def listed(
+        self, registration_ids: Sequence[int], named_ids: Iterable[int], tag: int | None
+    ) -> None:
+        """A device asked for its serial list: given `tag`, told to fetch `named_ids`."""
+        now = utcnow()
+        named = set(named_ids)
+        with self._lock:
+            for registration_id in registration_ids:
+                before = self._lists.get(registration_id)
+                named_at = before.named_at if before else None
+                if registration_id in named and named_at is None:
+                    named_at = now
+                self._lists[registration_id] = _Listed(now, tag, named_at)
+            self._start()
+
+    def fetched(self, pass_: Pass) -> None:
+        """A device downloaded the pass's current version (or was told it holds it: 304)."""
+        with self._lock:
+            self._fetches.setdefault((pass_.id, pass_.update_tag), []).append(utcnow())
+            self._start()
+
+    def flush(self) -> None:
+        """Write what was recorded, in one transaction; kept for the next try if it fails."""
+        with self._flushing:
+            with self._lock:
+                lists, self._lists = self._lists, {}
+                fetches, self._fetches = self._fetches, {}
+            if not lists and not fetches:
+                return
+            try:
+                with self.engine.begin() as connection:
+                    _write_lists(connection, lists)
+                    _write_fetches(connection, fetches)
+            except sa.exc.SQLAlchemyError:
+                with self._lock:  # newer records win over these older ones
+                    self._lists = lists | self._lists
+                    for key, moments in fetches.items():
+                        self._fetches.setdefault(key, [])[:0] = moments
+                raise
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, daemon=True, name="delivery")
+            self._thread.start()
+            atexit.register(self._flush_quietly)  # gunicorn's graceful stop: keep the last
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.FLUSH_SECONDS)
+            self._flush_quietly()
+
+    def _flush_quietly(self) -> None:
+        try:
+            self.flush()
+        except sa.exc.SQLAlchemyError as error:
+            log.warning("delivery records wait for the database: %s", type(error).__name__)
+
+
+def init_app(app: Flask) -> None:
+    """Give the app its recorder (after db.init_app, which makes the app's engine)."""
+    with app.app_context():
+        app.extensions["deliveries"] = Recorder(db.engine)
+
+
+def recorder() -> Recorder:
+    """This web process's recorder."""
+    return current_app.extensions["deliveries"]
+
+
+def _write_lists(connection: sa.Connection, lists: dict[int, _Listed]) -> None:
+    if not lists:
+        return
+    connection.execute(
         sa.update(Registration)
-        .where(Registration.id.in_(registration_ids))
-        .values(values)
-        .execution_options(synchronize_session=False)
+        .where(Registration.id == sa.bindparam("b_id"))
+        .values(
+            listed_at=sa.bindparam("b_at", type_=UTCDateTime()),
+            listed_tag=sa.bindparam("b_tag", type_=sa.BigInteger()),
+            # Named again before downloading: it keeps its place in the queue.
+            named_at=sa.func.coalesce(
+                Registration.named_at, sa.bindparam("b_named", type_=UTCDateTime())
+            ),
+        ),
+        [
+            {"b_id": pk, "b_at": item.at, "b_tag": item.tag, "b_named": item.named_at}
+            for pk, item in sorted(lists.items())  # one lock order for every writer
+        ],
     )
 
 
-def _downloader(pass_id: int) -> sa.ColumnElement[Any]:
-    """The registration a download of the pass is credited to (see the module docstring).
+def _write_fetches(
+    connection: sa.Connection, fetches: dict[tuple[int, int], list[datetime]]
+) -> None:
+    for (pass_id, tag), moments in sorted(fetches.items()):
+        credited = connection.execute(
+            sa.update(Registration)
+            .where(Registration.id.in_(_waiting(pass_id, len(moments))))
+            .values(fetched_at=max(moments), fetched_tag=tag, named_at=None)
+        ).rowcount
+        if not credited:
+            connection.execute(
+                sa.update(Registration)
+                .where(Registration.id == _only_holder(pass_id))
+                .values(fetched_at=max(moments), fetched_tag=tag, named_at=None)
+            )
 
-    Both lookups stay small however many devices hold the pass: the first walks the
-    partial index of registrations waiting to download, the second reads two rows at most.
-    Thousands of phones downloading one pass at once each take a different waiting row
-    (SKIP LOCKED, PostgreSQL) instead of queueing for the oldest one's lock.
-    """
-    waiting = (
+
+def _waiting(pass_id: int, count: int) -> sa.Select[Any]:
+    """The registrations `count` downloads of the pass are credited to (see the module
+    docstring): those whose list named it longest ago. A small partial index holds them."""
+    return (
         sa.select(Registration.id)
         .where(Registration.pass_id == pass_id, Registration.named_at.is_not(None))
         .order_by(Registration.named_at)
-        .limit(1)
+        .limit(count)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
     )
+
+
+def _only_holder(pass_id: int) -> sa.ScalarSelect[Any]:
+    """The one registration of a pass that has exactly one (two rows read at most)."""
     two = sa.select(Registration.id).where(Registration.pass_id == pass_id).limit(2).subquery()
-    only = sa.select(sa.func.max(two.c.id)).having(sa.func.count() == 1).scalar_subquery()
-    return sa.func.coalesce(waiting, only)
+    return sa.select(sa.func.max(two.c.id)).having(sa.func.count() == 1).scalar_subquery()
 
 
-def record_fetch(pass_: Pass, now: datetime) -> None:
-    """A device downloaded the pass's current version (or was told it holds it: 304)."""
-    db.session.execute(
-        sa.update(Registration)
-        .where(Registration.id == _downloader(pass_.id))
-        .values(fetched_at=now, fetched_tag=pass_.update_tag, named_at=None)
-        .execution_options(synchronize_session=False)
-    )
+def _downloader(pass_id: int) -> sa.ColumnElement[Any]:
+    """The registration one download of the pass is credited to."""
+    return sa.func.coalesce(_waiting(pass_id, 1).scalar_subquery(), _only_holder(pass_id))
 
 
 def record_fetch_failure(pass_id: int, error: str, now: datetime) -> None:
@@ -352,6 +470,7 @@ def deliveries_of(
     pass_: Pass, limit: int | None = None, offset: int = 0, now: datetime | None = None
 ) -> list[DeviceDelivery]:
     """The devices holding the pass with their states, oldest registration first."""
+    recorder().flush()
     now = now or utcnow()
     found = []
     rows = store.registrations_of(pass_, limit, offset, extra=_RECORD)
@@ -426,6 +545,7 @@ def timeline(item: DeviceDelivery, wallet_log: Iterable[DeviceLogEntry]) -> list
 def push_to_fetch(since: datetime) -> tuple[list[float], int]:
     """Seconds from each accepted push since `since` to the download that followed it, and
     how many of those pushes have no download yet (each device's latest push only)."""
+    recorder().flush()
     rows = db.session.execute(
         sa.select(Registration.pushed_at, Registration.fetched_at).where(
             Registration.push_outcome == str(Outcome.SENT), Registration.pushed_at >= since

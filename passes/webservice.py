@@ -217,8 +217,7 @@ def updated_serials(path: DevicePath, query: SerialsQuery) -> Response:
     changed = [row for row in rows if since is None or row.update_tag > since]
     # On 204 the device keeps the tag it sent.
     given = last_updated if changed else since
-    delivery.record_list([row.id for row in rows], [row.id for row in changed], given, utcnow())
-    db.session.commit()
+    delivery.recorder().listed([row.id for row in rows], [row.id for row in changed], given)
     if not changed:
         return Response(status=204)
     serials = sorted(row.serial_number for row in changed)
@@ -302,8 +301,7 @@ def latest_pass(path: PassPath, header: HeldCopy, pass_: Pass) -> Response:
         response = Response(status=304)
     else:
         response = Response(_pkpass_or_record_failure(pass_), mimetype=PKPASS_MIMETYPE)
-    delivery.record_fetch(pass_, utcnow())
-    db.session.commit()
+    delivery.recorder().fetched(pass_)
     response.headers["Last-Modified"] = modified
     # Wallet asks again after every push; nothing in between may serve an old copy.
     response.headers["Cache-Control"] = "no-cache"

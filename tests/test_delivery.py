@@ -10,12 +10,13 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from models import RegistrationEventCount, db
-from passes import pushing
+from models import Device, Registration, RegistrationEventCount, db
+from passes import delivery, pushing
 from passes.delivery import SILENT_AFTER, Delivery, State, delivery_state
 from tests.apns_server import FakeApns, Reply
 from tests.delivery_phones import create_pass, phone, record, states
 from tests.pushes import patch
+from tests.test_worker import wait_until
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 EARLIER = NOW - timedelta(hours=1)
@@ -204,3 +205,74 @@ def test_phones_downloading_one_pass_at_once_are_each_credited_once(push_app: Fl
         answers = list(pool.map(lambda device: device.fetch("crowd"), phones))
     assert answers == [200] * len(phones)
     assert set(states(push_app, "crowd").values()) == {"current"}
+
+
+def listed_at(app: Flask, library_id: str) -> datetime | None:
+    with app.app_context():
+        value = db.session.scalar(
+            sa.select(Registration.listed_at)
+            .join(Device, Device.id == Registration.device_id)
+            .where(Device.device_library_identifier == library_id)
+        )
+        db.session.remove()
+    return value
+
+
+def test_device_requests_leave_their_records_to_a_batch_written_within_a_second(
+    push_app: Flask,
+) -> None:
+    create_pass(push_app, "batched")
+    device = phone(push_app, 300)
+    device.register("batched")
+    with push_app.app_context():
+        recorder = delivery.recorder()
+        recorder.flush()
+    # The serial list writes nothing itself (no flush can run meanwhile) ...
+    with recorder._flushing:
+        assert device.list_changed() == ["batched"]
+        assert listed_at(push_app, device.library_id) is None
+    # ... the recorder's thread does, within a flush interval (no reader flushed it).
+    wait_until(
+        lambda: listed_at(push_app, device.library_id) is not None,
+        "the recorder's thread to write the list",
+        timeout=10 * delivery.Recorder.FLUSH_SECONDS,
+    )
+
+
+def test_records_survive_a_flush_that_fails(
+    push_app: Flask, make_app: Callable[..., Flask]
+) -> None:
+    create_pass(push_app, "kept")
+    device = phone(push_app, 301)
+    device.register("kept")
+    with push_app.app_context():
+        recorder = delivery.Recorder(
+            sa.create_engine("postgresql+psycopg2://nobody@127.0.0.1:9/none")
+        )
+        registration = db.session.scalar(sa.select(Registration.id))
+        db.session.remove()
+    recorder.listed([registration], [registration], 5)
+    with pytest.raises(sa.exc.OperationalError):
+        recorder.flush()  # the database is unreachable: nothing is lost ...
+    with push_app.app_context():
+        recorder.engine = db.engine
+    recorder.flush()  # ... and the next flush writes it
+    assert listed_at(push_app, device.library_id) is not None
+    with push_app.app_context():
+        row = db.session.get(Registration, registration)
+        assert (row.listed_tag, row.named_at is not None) == (5, True)
+        db.session.remove()
+
+
+def test_downloads_in_one_batch_credit_as_many_waiting_devices(push_app: Flask) -> None:
+    create_pass(push_app, "many")
+    phones = [phone(push_app, 310 + n) for n in range(5)]
+    for device in phones:
+        device.register("many")
+    patch(push_app, "many")
+    for device in phones[:3]:
+        assert device.list_changed() == ["many"]
+        assert device.fetch("many") == 200
+    found = states(push_app, "many")  # one flush: three lists, then three downloads
+    assert sorted(found.values()) == ["current"] * 3 + ["waiting"] * 2
+    assert {found[device.library_id] for device in phones[:3]} == {"current"}
