@@ -11,7 +11,7 @@ from flask_openapi3 import APIBlueprint
 from werkzeug.http import http_date
 
 from models import DeviceLogEntry, Pass, Registration, db, utcnow
-from passes import bundles, context, links, packages, store
+from passes import bundles, context, links, packages, store, webhooks
 from passes.building import INJECTED_KEYS
 from passes.errors import Forbidden, NotFound, Unauthorized, ValidationError
 from passes.openapi import ADMIN, ADMIN_TAG
@@ -23,9 +23,12 @@ from passes.schemas import (
     ChangedPass,
     DeviceLogs,
     DeviceRegistration,
+    Empty,
     Expiry,
     LogEntry,
     NewPass,
+    NewWebhook,
+    NewWebhookEndpoint,
     Page,
     PassChange,
     PassDescription,
@@ -36,6 +39,12 @@ from passes.schemas import (
     PersonalizationRecord,
     Registrations,
     SignQuery,
+    WebhookBacklog,
+    WebhookDeliveries,
+    WebhookDelivery,
+    WebhookEndpointInfo,
+    WebhookEndpoints,
+    WebhookPath,
     binary,
     challenge,
     error,
@@ -412,4 +421,95 @@ def logs(query: Page) -> Response:
     )
     return DeviceLogs(
         logs=[LogEntry(message=e.message, receivedAt=e.created_at.isoformat()) for e in entries]
+    ).answer()
+
+
+# --- Webhook endpoints (passes/webhooks.py) ------------------------------------------------
+
+
+def _endpoint_info(endpoint: webhooks.EndpointView) -> dict[str, Any]:
+    return {
+        "id": endpoint.id,
+        "url": webhooks.display_url(endpoint.url),
+        "events": endpoint.events,
+        "createdAt": endpoint.created_at.isoformat() if endpoint.created_at else None,
+    }
+
+
+@bp.get(
+    "/webhooks",
+    operation_id="listWebhooks",
+    responses={200: json_response(WebhookEndpoints, "Every endpoint, and the undelivered.")},
+)
+def list_webhooks() -> Response:
+    """Where events go, and what waits to be delivered"""
+    backlog = webhooks.backlog()
+    return WebhookEndpoints(
+        endpoints=[WebhookEndpointInfo(**_endpoint_info(e)) for e in webhooks.endpoints()],
+        backlog=WebhookBacklog(
+            undelivered=backlog.undelivered,
+            failing=backlog.failing,
+            oldestUndeliveredAt=backlog.oldest.isoformat() if backlog.oldest else None,
+        ),
+    ).answer()
+
+
+@bp.post(
+    "/webhooks",
+    operation_id="addWebhook",
+    responses={
+        201: json_response(NewWebhookEndpoint, "The endpoint, with its secret (shown once)."),
+        **MALFORMED,
+        409: error(f"There are already {webhooks.MAX_ENDPOINTS} endpoints."),
+        **TOO_LARGE,
+    },
+)
+def add_webhook(body: NewWebhook) -> Response:
+    """Send events to one more endpoint"""
+    endpoint, secret = webhooks.add_endpoint(body.url, body.events, body.secret)
+    db.session.commit()
+    return NewWebhookEndpoint(**_endpoint_info(endpoint), secret=secret).answer(201)
+
+
+@bp.delete(
+    "/webhooks/<int:endpointId>",
+    operation_id="removeWebhook",
+    responses={
+        200: json_response(Empty, "Removed, with its undelivered messages."),
+        404: error("No endpoint has this id."),
+    },
+)
+def remove_webhook(path: WebhookPath) -> Response:
+    """Stop sending events to an endpoint"""
+    webhooks.remove_endpoint(path.endpointId)
+    db.session.commit()
+    return Empty().answer()
+
+
+@bp.get(
+    "/webhooks/messages",
+    operation_id="listWebhookMessages",
+    responses={
+        200: json_response(WebhookDeliveries, "The newest messages, delivered or not."),
+        400: error("limit is out of range."),
+    },
+)
+def webhook_messages(query: Page) -> Response:
+    """The latest webhook messages and how their delivery went, newest first"""
+    return WebhookDeliveries(
+        messages=[
+            WebhookDelivery(
+                webhookId=m.message_id,
+                endpoint="env" if m.endpoint_id is None else str(m.endpoint_id),
+                type=m.event_type,
+                queuedAt=m.created_at.isoformat(),
+                attempts=m.attempts,
+                state=webhooks.state_of(m),
+                lastStatus=m.last_status,
+                lastError=m.last_error,
+                deliveredAt=m.delivered_at.isoformat() if m.delivered_at else None,
+                nextAttemptAt=m.due_at.isoformat() if m.due_at else None,
+            )
+            for m in webhooks.recent_messages(query.limit)
+        ]
     ).answer()

@@ -388,6 +388,7 @@ def webhook_deliveries() -> str:
         messages=webhooks.recent_messages(WEBHOOK_ROWS),
         limit=WEBHOOK_ROWS,
         display_url=webhooks.display_url,
+        state_of=webhooks.state_of,
     )
 
 

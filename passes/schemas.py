@@ -9,7 +9,7 @@ apart. A model says what a request looks like; what a pass may contain is valida
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from flask import Response, jsonify
 from pydantic import (
@@ -19,12 +19,20 @@ from pydantic import (
     ConfigDict,
     Field,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 from pydantic import ValidationError as PydanticError
 from pydantic_core import PydanticCustomError
 
-from models import DEVICE_ID_LENGTH, PASS_TYPE_ID_LENGTH, SERIAL_NUMBER_LENGTH
+from models import (
+    DEVICE_ID_LENGTH,
+    PASS_TYPE_ID_LENGTH,
+    SERIAL_NUMBER_LENGTH,
+    WEBHOOK_SECRET_LENGTH,
+    WEBHOOK_URL_LENGTH,
+)
+from passes import webhooks
 from passes.apns import DEVICE_TOKEN
 from passes.building import PACKAGE_FILE_NAME, TEMPLATE_NAME
 from passes.errors import ValidationError
@@ -441,6 +449,70 @@ class DeviceLog(OpenBody):
     logs: list[str] = Field(max_length=MAX_LOG_MESSAGES)
 
 
+WebhookEvent = Literal[webhooks.EVENT_TYPES]  # type: ignore[valid-type]
+
+
+class NewWebhook(Body):
+    model_config = ConfigDict(
+        openapi_extra={
+            "example": {
+                "url": "https://backend.example.com/wallet-events",
+                "events": ["pass.registered", "pass.unregistered"],
+            }
+        }
+    )
+
+    url: str = Field(
+        max_length=WEBHOOK_URL_LENGTH,
+        pattern="^https?://",
+        json_schema_extra={"format": "uri"},
+        description="Where events are POSTed: an http or https URL.",
+    )
+    events: list[WebhookEvent] | None = Field(
+        None,
+        min_length=1,
+        json_schema_extra={"uniqueItems": True},
+        description="The event types it receives; default: every type.",
+    )
+    secret: str | None = Field(
+        None,
+        max_length=WEBHOOK_SECRET_LENGTH,
+        description=(
+            "Signs every event: `whsec_` and base64 of at least 16 bytes (Standard Webhooks), "
+            "or plain text of at least 16 characters; default: one is made and answered once."
+        ),
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _reachable(cls, url: str) -> str:
+        problem = webhooks.url_problem(url)
+        if problem:
+            raise PydanticCustomError("webhook_url", problem)
+        return url
+
+    @field_validator("secret")
+    @classmethod
+    def _usable(cls, secret: str | None) -> str | None:
+        if secret is not None:
+            try:
+                webhooks.secret_key(secret)
+            except ValueError as error:
+                raise PydanticCustomError("webhook_secret", str(error)) from None
+        return secret
+
+    @field_validator("events")
+    @classmethod
+    def _distinct(cls, events: list[str] | None) -> list[str] | None:
+        if events is not None and len(set(events)) != len(events):
+            raise PydanticCustomError("listed_twice", "an event type is listed twice")
+        return events
+
+
+class WebhookPath(Parameters):
+    endpointId: WholeNumber = Field(ge=1, description="The endpoint's id, from GET /api/webhooks.")
+
+
 # --- response bodies -----------------------------------------------------------------------
 
 
@@ -573,6 +645,45 @@ class OpenApiDocument(BaseModel):
     openapi: str
     info: dict[str, Any]
     paths: dict[str, Any]
+
+
+class WebhookEndpointInfo(Closed):
+    id: str = Field(description="`env` for WEBHOOK_URL, a number for one added here.")
+    url: Url = Field(description="Without its query, which may hold the receiver's key.")
+    events: list[str] | None = Field(description="The event types it receives; null: all.")
+    createdAt: DateTime | None = Field(description="When it was added; null for WEBHOOK_URL.")
+
+
+class NewWebhookEndpoint(WebhookEndpointInfo):
+    secret: str = Field(description="Its signing secret: shown this once.")
+
+
+class WebhookBacklog(Closed):
+    undelivered: int = Field(ge=0, description="Messages not yet delivered.")
+    failing: int = Field(ge=0, description="Of those, how many an endpoint already failed.")
+    oldestUndeliveredAt: DateTime | None = Field(description="When the oldest was queued.")
+
+
+class WebhookEndpoints(Closed):
+    endpoints: list[WebhookEndpointInfo]
+    backlog: WebhookBacklog
+
+
+class WebhookDelivery(Closed):
+    webhookId: str = Field(description="The webhook-id header: the same for every attempt.")
+    endpoint: str = Field(description="The endpoint's id (`env` for WEBHOOK_URL).")
+    type: str
+    queuedAt: DateTime
+    attempts: int = Field(ge=0)
+    state: str = Field(json_schema_extra={"enum": ["delivered", "failing", "waiting"]})
+    lastStatus: int | None = Field(description="The last attempt's HTTP status; null: none.")
+    lastError: str | None = Field(description="Why the last attempt failed.")
+    deliveredAt: DateTime | None
+    nextAttemptAt: DateTime | None = Field(description="When it is tried next, if undelivered.")
+
+
+class WebhookDeliveries(Closed):
+    messages: list[WebhookDelivery]
 
 
 # --- responses -----------------------------------------------------------------------------

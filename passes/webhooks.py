@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session, scoped_session
 
 from models import WEBHOOK_URL_LENGTH, WebhookEndpoint, WebhookMessage, db, utcnow
 from passes import after_commit, context
+from passes.errors import Conflict, NotFound
 from passes.outages import DATABASE_DOWN, Outage, pause
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ RETRY_CAP = timedelta(hours=1)
 KEEP_DELIVERED = timedelta(days=7)
 # Messages claimed and sent at once: each batch's requests go out together.
 BATCH_SIZE = 100
+# Endpoints added through the admin API: every event is written once per endpoint.
+MAX_ENDPOINTS = 20
 # On SIGTERM, requests in flight get this long before their messages are handed back.
 STOP_GRACE_SECONDS = 3.0
 # The job, queued after commit, that delivers from the web process (PUSH_MODE=inline).
@@ -187,12 +190,44 @@ class EndpointView:
     created_at: datetime | None
 
 
+def add_endpoint(
+    url: str, events: list[str] | None, secret: str | None
+) -> tuple[EndpointView, str]:
+    """A new endpoint (not committed) and its secret, made here when none is given.
+
+    The caller has checked the URL (url_problem) and the secret (secret_key).
+    """
+    count = db.session.scalar(sa.select(sa.func.count()).select_from(WebhookEndpoint)) or 0
+    if count >= MAX_ENDPOINTS:
+        raise Conflict(
+            f"there are already {MAX_ENDPOINTS} endpoints, the most this service keeps (every "
+            "event is written once per endpoint): remove one first"
+        )
+    secret = secret or new_secret()
+    endpoint = WebhookEndpoint(url=url, events=events, secret=secret, created_at=utcnow())
+    db.session.add(endpoint)
+    db.session.flush()
+    return _view(endpoint), secret
+
+
+def remove_endpoint(endpoint_id: int) -> None:
+    """Remove an endpoint and its undelivered messages (not committed)."""
+    endpoint = db.session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None:
+        raise NotFound("no webhook endpoint has this id (WEBHOOK_URL's goes by unsetting it)")
+    db.session.delete(endpoint)
+
+
+def _view(endpoint: WebhookEndpoint) -> EndpointView:
+    return EndpointView(str(endpoint.id), endpoint.url, endpoint.events, endpoint.created_at)
+
+
 def endpoints() -> list[EndpointView]:
     found = []
     if current_app.config.get("WEBHOOK_URL"):
         found.append(EndpointView("env", current_app.config["WEBHOOK_URL"], None, None))
     rows = db.session.scalars(sa.select(WebhookEndpoint).order_by(WebhookEndpoint.id))
-    found += [EndpointView(str(e.id), e.url, e.events, e.created_at) for e in rows]
+    found += [_view(endpoint) for endpoint in rows]
     return found
 
 
@@ -212,6 +247,13 @@ def backlog() -> Backlog:
         ).where(WebhookMessage.delivered_at.is_(None))
     ).one()
     return Backlog(undelivered, failing, oldest)
+
+
+def state_of(message: WebhookMessage) -> str:
+    """delivered, failing (an attempt failed; it is tried again) or waiting (not tried yet)."""
+    if message.delivered_at is not None:
+        return "delivered"
+    return "failing" if message.attempts else "waiting"
 
 
 def recent_messages(limit: int) -> list[WebhookMessage]:

@@ -97,8 +97,18 @@ class World:
 
     passes: list[dict[str, str]]
     device: str
+    endpoint: str  # a webhook endpoint's id
     # Operation label to request parts (body, headers) schemathesis uses as they are.
     known: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def path_values(self, identity: dict[str, str] | None = None) -> dict[str, str]:
+        """A value for every path parameter: a pass (the first unless given), the device,
+        the webhook endpoint."""
+        return {
+            **(identity or self.passes[0]),
+            "deviceLibraryIdentifier": self.device,
+            "endpointId": self.endpoint,
+        }
 
 
 @pytest.fixture
@@ -127,6 +137,7 @@ def world(api_app: Flask) -> World:
         )
         assert registered.status_code == 201
     signed = admin.get(f"/api/passes/{plain['passTypeIdentifier']}/{plain['serialNumber']}/pkpass")
+    endpoint = admin.post("/api/webhooks", json={"url": "https://hooks.example.com/in"})
     # Random bodies rarely make a valid pass or a valid enrollment; these do.
     known = {
         "POST /api/passes": {"template": "storecard"},
@@ -140,13 +151,14 @@ def world(api_app: Flask) -> World:
         "POST /wallet/v1/devices/{deviceLibraryIdentifier}/registrations/{passTypeIdentifier}"
         "/{serialNumber}": {"pushToken": PUSH_TOKEN},
         "POST /wallet/v1/log": {"logs": ["Wallet could not reach the service"]},
+        "POST /api/webhooks": {"url": "https://hooks.example.com/more"},
     }
     extras = {label: [{"body": body}] for label, body in known.items()}
     # A copy newer than any version: the device has it, 304.
     held = {"headers": {"If-Modified-Since": "Fri, 31 Dec 9999 23:59:59 GMT"}}
     for method in ("GET", "HEAD"):
         extras[f"{method} /wallet/v1/passes/{{passTypeIdentifier}}/{{serialNumber}}"] = [held]
-    return World(passes=identities, device=DEVICE, known=extras)
+    return World(passes=identities, device=DEVICE, endpoint=endpoint.get_json()["id"], known=extras)
 
 
 def unsigned_package(pkpass: bytes) -> bytes:
@@ -166,7 +178,7 @@ def known_inputs(world: World, operation: Any) -> list[dict[str, Any]]:
     names = {parameter.name for parameter in operation.path_parameters}
     if not names:
         return extras
-    values = [{**identity, "deviceLibraryIdentifier": world.device} for identity in world.passes]
+    values = [world.path_values(identity) for identity in world.passes]
     return [
         {"path_parameters": {name: value[name] for name in names}, **extra}
         for value in values
@@ -326,7 +338,7 @@ def test_refused_admin_requests_keep_to_the_document(
             continue
         operation = schema[path][method]
         path_parameters = {
-            parameter.name: world.passes[0][parameter.name]
+            parameter.name: world.path_values()[parameter.name]
             for parameter in operation.path_parameters
         }
         for app, headers, status in (
@@ -346,7 +358,7 @@ def test_each_documented_challenge_is_the_one_the_app_sends(
 ) -> None:
     """Every documented 401 names its WWW-Authenticate scheme (schemathesis then holds the
     app to it); a request with a token it cannot read gets exactly that challenge."""
-    known = {**world.passes[0], "deviceLibraryIdentifier": world.device}
+    known = world.path_values()
     challenges = {}
     for method, path in OPERATIONS:
         unauthorized = DOCUMENT["paths"][path][method.lower()]["responses"].get("401")
@@ -476,7 +488,7 @@ def test_edge_cases_keep_to_the_document(
 ) -> None:
     operation = schema[path][method]
     names = {parameter.name for parameter in operation.path_parameters}
-    known = {**world.passes[0], "deviceLibraryIdentifier": world.device}
+    known = world.path_values()
     path_parameters = {name: known[name] for name in names} | inputs.get("path_parameters", {})
     case = operation.Case(
         path_parameters=path_parameters,

@@ -401,3 +401,98 @@ def test_the_dashboard_shows_endpoints_and_failing_deliveries(
     # The endpoint's path, never its query (it may hold the receiver's key) or the secret.
     assert "/hooks/pass-server?…" in html
     assert "key=abc" not in html and SECRET not in html
+
+
+def test_endpoints_added_through_the_api_get_the_events_they_ask_for(
+    make_app: Callable[..., Flask], receiver: WebhookReceiver
+) -> None:
+    app = make_app(PUSH_MODE="off")
+    client = app.test_client()
+    admin = Admin(client)
+    added = admin.post("/api/webhooks", json={"url": receiver.url, "events": ["pass.unregistered"]})
+    assert added.status_code == 201, added.get_json()
+    endpoint = added.get_json()
+    assert endpoint["secret"].startswith("whsec_")
+    assert endpoint["url"].endswith("/hooks/pass-server?…")  # the query may hold a key
+    assert endpoint["events"] == ["pass.unregistered"]
+    listed = admin.get("/api/webhooks").get_json()
+    assert [e["id"] for e in listed["endpoints"]] == [endpoint["id"]]
+    assert "secret" not in listed["endpoints"][0]
+
+    created = admin.create_pass(serialNumber="filtered")
+    client.post(registration_url(created), headers=auth(created), json={"pushToken": "ab" * 32})
+    client.delete(registration_url(created), headers=auth(created))
+    assert deliver(app).delivered == 1
+    [request] = receiver.received
+    assert verified(request, endpoint["secret"])["type"] == "pass.unregistered"
+
+    messages_page = admin.get("/api/webhooks/messages").get_json()["messages"]
+    assert [(m["type"], m["state"], m["endpoint"]) for m in messages_page] == [
+        ("pass.unregistered", "delivered", endpoint["id"])
+    ]
+    assert admin.get("/api/webhooks").get_json()["backlog"] == {
+        "undelivered": 0,
+        "failing": 0,
+        "oldestUndeliveredAt": None,
+    }
+
+
+def test_removing_an_endpoint_drops_its_undelivered_messages(
+    make_app: Callable[..., Flask], receiver: WebhookReceiver
+) -> None:
+    app = make_app(PUSH_MODE="off", WEBHOOK_URL=receiver.url, WEBHOOK_SECRET=SECRET)
+    client = app.test_client()
+    admin = Admin(client)
+    endpoint = admin.post("/api/webhooks", json={"url": receiver.url}).get_json()
+    queue_one(app)  # one message for WEBHOOK_URL, one for the endpoint
+    assert len(messages(app)) == 2
+    ids = [e["id"] for e in admin.get("/api/webhooks").get_json()["endpoints"]]
+    assert ids == ["env", endpoint["id"]]
+    response = client.delete(f"/api/webhooks/{endpoint['id']}", headers=admin.headers)
+    assert response.status_code == 200
+    assert [m.endpoint_id for m in messages(app)] == [None]
+    again = client.delete(f"/api/webhooks/{endpoint['id']}", headers=admin.headers)
+    assert again.status_code == 404 and again.get_json()["error"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ({"url": "ftp://example.com/hook"}, "$.url"),
+        ({"url": "https://"}, "$.url"),
+        ({"url": "https://example.com/" + "x" * 2048}, "$.url"),
+        ({"url": "https://example.com/hook", "events": ["pass.eaten"]}, "$.events[0]"),
+        ({"url": "https://example.com/hook", "events": []}, "$.events"),
+        (
+            {"url": "https://example.com/hook", "events": ["pass.registered"] * 2},
+            "$.events",
+        ),
+        ({"url": "https://example.com/hook", "secret": "short"}, "$.secret"),
+        ({"url": "https://example.com/hook", "secret": "whsec_not base64!"}, "$.secret"),
+        ({"url": "https://example.com/hook", "colour": "red"}, "$"),
+        ({}, "$.url"),
+    ],
+)
+def test_a_bad_endpoint_is_400_at_its_path_and_stores_nothing(
+    admin: Admin, app: Flask, body: dict[str, Any], path: str
+) -> None:
+    response = admin.post("/api/webhooks", json=body)
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["path"] == path
+    assert admin.get("/api/webhooks").get_json()["endpoints"] == []
+
+
+def test_a_given_secret_is_kept_and_never_listed(admin: Admin) -> None:
+    secret = "a plain secret of some length"
+    added = admin.post("/api/webhooks", json={"url": "https://example.com/h", "secret": secret})
+    assert added.get_json()["secret"] == secret
+    assert secret not in admin.get("/api/webhooks").get_data(as_text=True)
+
+
+def test_endpoints_are_capped(admin: Admin) -> None:
+    for number in range(webhooks.MAX_ENDPOINTS):
+        url = f"https://example.com/{number}"
+        assert admin.post("/api/webhooks", json={"url": url}).status_code == 201
+    refused = admin.post("/api/webhooks", json={"url": "https://example.com/one-more"})
+    assert refused.status_code == 409
+    assert str(webhooks.MAX_ENDPOINTS) in refused.get_json()["message"]
