@@ -26,6 +26,7 @@ from passes import (
     metrics,
     middleware,
     openapi,
+    pages,
     pushing,
     throttling,
     webhooks,
@@ -280,6 +281,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(metrics.bp)  # /metrics
     app.register_blueprint(distribution.bp)  # /p/<token>: the public pass pages
     app.register_blueprint(dashboard.bp, url_prefix="/admin")
+    app.register_blueprint(pages.bp)  # /: what this service is, for a browser
     register_error_handlers(app)
     return app
 

@@ -14,6 +14,7 @@ import hmac
 import json
 import secrets
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -45,9 +46,21 @@ from models import (
     db,
     utcnow,
 )
-from passes import delivery, distribution, doctor, links, overview, pushing, store, webhooks
-from passes.errors import ApiError
+from passes import (
+    context,
+    delivery,
+    distribution,
+    doctor,
+    field_form,
+    links,
+    overview,
+    pushing,
+    store,
+    webhooks,
+)
+from passes.errors import PAGE_HEADERS, ApiError
 from passes.json_body import whole_number
+from passes.validation import PassInvalid, Problem, Report
 
 bp = Blueprint("dashboard", __name__, template_folder="templates")
 
@@ -75,15 +88,7 @@ PUSH_HOURS = 72
 # A session ends on its own after this long, even if its browser never signs out.
 LOGIN_SECONDS = 12 * 3600
 OUTCOMES = ("sent", "removed", "retry_later", "failed")
-HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
-        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-    ),
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-    "X-Robots-Tag": "noindex",
-}
+HEADERS = {**PAGE_HEADERS, "Cache-Control": "no-store"}
 
 
 # --- Login and CSRF ---------------------------------------------------------------------
@@ -287,7 +292,7 @@ def pass_detail(pass_type_id: str, serial_number: str) -> str:
     return render_template(
         "dashboard/pass.html",
         pass_=pass_,
-        preview=distribution.preview(pass_, [tag for tag, _ in request.accept_languages]),
+        preview=distribution.preview(pass_, _languages()),
         data_json=json.dumps(pass_.data, indent=2, sort_keys=True, ensure_ascii=False),
         registrations=[
             # The prefix tells devices apart without being enough to push to them.
@@ -306,6 +311,10 @@ def pass_detail(pass_type_id: str, serial_number: str) -> str:
             item.device_id: (item, delivery.timeline(item, wallet_log)) for item in deliveries
         },
     )
+
+
+def _languages() -> list[str]:
+    return [tag for tag, _ in request.accept_languages]
 
 
 def _devices_holding(pass_: Pass) -> int:
@@ -344,6 +353,116 @@ def void(pass_type_id: str, serial_number: str) -> Response:
 def overview_page() -> str:
     """Charts: pushes per hour, installs and removals per day, push-to-download times."""
     return render_template("dashboard/overview.html", overview=overview.overview(utcnow()))
+
+
+@bp.route("/passes/new", methods=["GET", "POST"])
+def new_pass() -> Any:
+    """A pass from a template: its fields as inputs, and JSON for anything else."""
+    templates = context.runtime().templates
+    names = templates.names()
+    chosen = request.values.get("template", names[0] if names else "")
+    template = templates.get(chosen) if chosen else None
+    base = template.pass_json if template else {}
+    strings = distribution.localized_strings(template.files if template else {}, _languages())
+    typed = None
+    if request.method == "POST":
+        typed = request.form
+        serial = request.form.get("serialNumber", "").strip() or None
+
+        def create(data: dict[str, Any]) -> tuple[Pass, Report]:
+            return store.create_pass(template=chosen or None, data=data, serial_number=serial)
+
+        done = _save(field_form.read(base, request.form), create)
+        if isinstance(done, Response):
+            return done
+        problems, status = done
+    else:
+        problems, status = [], 200
+    page = render_template(
+        "dashboard/pass_form.html",
+        pass_=None,
+        templates=names,
+        chosen=chosen,
+        rows=field_form.by_row(field_form.inputs(base, typed, strings)),
+        serial_number=typed.get("serialNumber", "") if typed else "",
+        json_text=typed.get(field_form.JSON_INPUT, "") if typed else "",
+        problems=problems,
+    )
+    return page, status
+
+
+@bp.route("/passes/<pass_type_id>/<serial_number>/edit", methods=["GET", "POST"])
+def edit_pass(pass_type_id: str, serial_number: str) -> Any:
+    """Change a pass's field values and any other data; devices are pushed, as by the API."""
+    pass_ = store.get_pass(pass_type_id, serial_number)
+    current = store.pass_json(pass_)
+    strings = distribution.localized_strings(store.pass_files(pass_), _languages())
+    typed = None
+    if request.method == "POST":
+        typed = request.form
+
+        def update(data: dict[str, Any]) -> tuple[Pass, Report]:
+            return store.update_pass(pass_type_id, serial_number, data=data)
+
+        done = _save(field_form.read(current, request.form), update, pushes=True)
+        if isinstance(done, Response):
+            return done
+        problems, status = done
+    else:
+        problems, status = [], 200
+    page = render_template(
+        "dashboard/pass_form.html",
+        pass_=pass_,
+        rows=field_form.by_row(field_form.inputs(current, typed, strings)),
+        json_text=typed.get(field_form.JSON_INPUT, "") if typed else "",
+        data_json=json.dumps(pass_.data, indent=2, sort_keys=True, ensure_ascii=False),
+        problems=problems,
+    )
+    return page, status
+
+
+def _save(
+    submission: field_form.Submission,
+    change: Callable[[dict[str, Any]], tuple[Pass, Report]],
+    pushes: bool = False,
+) -> Response | tuple[list[Problem], int]:
+    """Make the change and go to the pass; or every problem with it, and a status, for the
+    form to show again with what was typed. Nothing is kept of a refused change.
+
+    The change is tried even when some inputs could not be read (they are left out), so that
+    one answer lists the problems of the form and of the pass together.
+    """
+    problems = list(submission.problems)
+    status = 400 if problems else 200
+    if pushes and not submission.data and not problems:
+        flash("Nothing changed: every value is as it was and the JSON box is empty.")
+        return redirect(request.url)
+    try:
+        pass_, report = change(submission.data)
+    except PassInvalid as invalid:
+        problems += invalid.report.errors
+        status = status if status != 200 else 422
+    except ApiError as error:
+        # The API's paths are in its body, where the data sits under `pass`; the form's
+        # are in pass.json, as validation's are.
+        path = error.path or "$"
+        if path == "$.pass" or path.startswith(("$.pass.", "$.pass[")):
+            path = "$" + path.removeprefix("$.pass")
+        problems.append(Problem(path, error.message, ""))
+        status = status if status != 200 else error.status
+    if problems:
+        db.session.rollback()
+        return problems, status
+    db.session.commit()  # devices are pushed on the commit, as after an API change
+    warnings = "".join(f" Warning at {w.path}: {w.message}" for w in report.warnings)
+    flash(("Saved; devices that hold it are being told." if pushes else "Created.") + warnings)
+    return redirect(
+        url_for(
+            ".pass_detail",
+            pass_type_id=pass_.pass_type_identifier,
+            serial_number=pass_.serial_number,
+        )
+    )
 
 
 @bp.get("/logs")

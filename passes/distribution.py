@@ -26,7 +26,7 @@ from markupsafe import Markup
 
 from models import Pass, utcnow
 from passes import links, store
-from passes.errors import ApiError, NotFound
+from passes.errors import ApiError, Gone, NotFound
 from passes.signing import PKPASS_MIMETYPE
 from passes.strings import parse_strings
 from passes.validation import LEGACY_STYLES, parse_rgb, parse_w3c_datetime
@@ -105,6 +105,8 @@ def preview(pass_: Pass, accept_languages: Iterable[str] = ()) -> Preview:
     if style == "generic" or (style == "eventTicket" and strip is None):
         thumbnail = _image(files, "thumbnail", language)
 
+    state = no_longer_valid(pass_json)
+
     def row(name: str) -> list[Field]:
         return _fields(fields.get(name), strings)
 
@@ -126,9 +128,16 @@ def preview(pass_: Pass, accept_languages: Iterable[str] = ()) -> Preview:
         auxiliary=row("auxiliaryFields"),
         back=row("backFields"),
         barcode=_barcode(pass_json),
-        voided=pass_json.get("voided") is True,
-        expired=_is_past(pass_json.get("expirationDate")),
+        voided=state == "voided",
+        expired=state == "expired",
     )
+
+
+def localized_strings(
+    files: Mapping[str, bytes], accept_languages: Iterable[str]
+) -> dict[str, str]:
+    """The pass.strings of the best of the package's languages for the reader (or none)."""
+    return _strings(files, _pick_language(files, accept_languages))
 
 
 def _pick_language(files: Mapping[str, bytes], accept_languages: Iterable[str]) -> str | None:
@@ -200,9 +209,18 @@ def _image(files: Mapping[str, bytes], name: str, language: str | None) -> str |
     return None
 
 
-def _is_past(value: Any) -> bool:
-    when = _parse_date(value)
-    return when is not None and when <= utcnow()
+def no_longer_valid(pass_json: Mapping[str, Any]) -> str | None:
+    """Why Wallet shows the pass as no longer valid: "voided", "expired", or None.
+
+    Expired means an `expirationDate` (a W3C date, as validation reads it) at or before now.
+    """
+    if pass_json.get("voided") is True:
+        return "voided"
+    expires = pass_json.get("expirationDate")
+    when = parse_w3c_datetime(expires) if isinstance(expires, str) else None
+    if when is not None and when <= utcnow():
+        return "expired"
+    return None
 
 
 # --- Formatting values ------------------------------------------------------------------
@@ -377,6 +395,10 @@ def page(token: str) -> Response:
 @bp.get("/p/<token>/pass.pkpass")
 def download(token: str) -> Response:
     pass_ = _pass_for(token)
+    # Wallet would add a voided or expired pass only to show it as unusable: refuse it here.
+    reason = no_longer_valid(store.pass_json(pass_))
+    if reason is not None:
+        raise Gone(f"this pass has {'been voided' if reason == 'voided' else 'expired'}")
     response = Response(store.committed_pkpass(pass_), mimetype=PKPASS_MIMETYPE)
     response.headers["Content-Disposition"] = f'attachment; filename="{pass_.serial_number}.pkpass"'
     response.headers["Cache-Control"] = "private, no-cache"

@@ -7,8 +7,9 @@ import traceback
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 from passes.validation import PassInvalid
 
@@ -58,21 +59,60 @@ class Conflict(ApiError):
     error = "conflict"
 
 
+class Gone(ApiError):
+    status = 410
+    error = "gone"
+
+
 class ServiceUnavailable(ApiError):
     status = 503
     error = "unavailable"
 
 
+# Our HTML pages (the dashboard, the front page, error pages) build on nothing outside
+# themselves: no scripts, no requests elsewhere, no framing.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex",
+}
+
+
+def _negotiable() -> bool:
+    # Wallet's web service protocol is JSON whatever a device sends in Accept.
+    web_service = current_app.config.get("WEB_SERVICE_PATH", "/wallet")
+    return request.blueprint != "webservice" and not request.path.startswith(web_service + "/")
+
+
+def prefers_html() -> bool:
+    """Whether the client ranks text/html above JSON, as browsers do. API clients, curl
+    (*/*, which ranks both the same) and clients that send no Accept get JSON."""
+    accept = request.accept_mimetypes
+    return _negotiable() and accept["text/html"] > accept["application/json"]
+
+
 def _json(body: dict[str, Any], status: int, headers: Any = None) -> Response:
-    response = jsonify(body)
-    response.status_code = status
+    """The error as JSON, or as a page for a browser (the same message, path and problems)."""
+    if prefers_html():
+        title = HTTP_STATUS_CODES.get(status, "Error")
+        html = render_template("pages/error.html", status=status, title=title, body=body)
+        response = Response(html, status=status, headers=PAGE_HEADERS)
+    else:
+        response = jsonify(body)
+        response.status_code = status
+    if _negotiable():
+        response.vary.add("Accept")
     if headers:
         response.headers.extend(headers)
     return response
 
 
 def register_error_handlers(app: Flask) -> None:
-    """Every error leaves as JSON; unexpected ones reveal nothing but are logged in full."""
+    """Every error leaves as JSON, or as a page when a browser asks (prefers_html());
+    unexpected ones reveal nothing but are logged in full."""
 
     @app.errorhandler(ApiError)
     def api_error(error: ApiError) -> Response:

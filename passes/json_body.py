@@ -29,21 +29,29 @@ def json_body(max_bytes: int | None = None) -> dict[str, Any]:
     if max_bytes is not None:
         request.max_content_length = max_bytes
     raw = request.get_data(cache=True)  # reading enforces max_content_length
+    return json_object(raw)
+
+
+def json_object(raw: bytes, path: str = "$", what: str = "the body") -> dict[str, Any]:
+    """`raw` as a JSON object, read as strictly as request bodies: a ValidationError naming
+    `what` at `path` when it is not one. The dashboard reads its JSON fields with it too."""
     try:
         parsed = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite)
         # A lone surrogate (\ud800) parses but can be neither stored nor signed.
         json.dumps(parsed, ensure_ascii=False).encode()
     except (ValueError, UnicodeDecodeError):
-        raise ValidationError("the body is not valid JSON") from None
+        raise ValidationError(
+            f"{what} is not valid JSON", path=None if path == "$" else path
+        ) from None
     except RecursionError:
         # Deeper than the json module can read: the shape alone says where.
-        problem = nesting_problem(raw.decode("utf-8", "replace"))
-        path = problem.path if problem else "$"
-        raise ValidationError("the body nests too deeply", path=path) from None
+        problem = nesting_problem(raw.decode("utf-8", "replace"), path)
+        where = problem.path if problem else path
+        raise ValidationError(f"{what} nests too deeply", path=where) from None
     if not isinstance(parsed, dict):
-        raise ValidationError("the body must be a JSON object", path="$")
+        raise ValidationError(f"{what} must be a JSON object", path=path)
     # Refused here, at their path, rather than stored to break a page or a later change.
-    problems = json_limit_problems(parsed)
+    problems = json_limit_problems(parsed, path)
     if problems:
         raise ValidationError(problems[0].message, path=problems[0].path)
     return parsed

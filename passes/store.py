@@ -249,6 +249,13 @@ def _template_of(pass_: Pass) -> Template | None:
     return context.runtime().templates.get(pass_.template)
 
 
+def pass_json(pass_: Pass) -> dict[str, Any]:
+    """The pass's data merged over its template's pass.json, without the keys the service
+    sets: what the pass says, read without building its package."""
+    template = _template_of(pass_)
+    return merge_patch(template.pass_json if template else {}, dict(pass_.data))
+
+
 def pass_files(pass_: Pass) -> dict[str, bytes]:
     """Every file of the pass's package, pass.json included, unsigned."""
     files, _ = _assemble(pass_)
