@@ -113,6 +113,15 @@ def _pass_type(pass_type_id: str | None) -> str:
     return signed
 
 
+def _note_development_chain() -> None:
+    if context.runtime().development_chain:
+        click.echo(
+            "note: signed with the development certificate, which iPhones refuse; set "
+            "PASS_CERTIFICATE and WWDR_CERTIFICATE to sign passes they accept",
+            err=True,
+        )
+
+
 def _echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
@@ -165,6 +174,7 @@ def create_command(
     except (ApiError, PassInvalid) as error:
         _fail(error)
     _warn(report)
+    _note_development_chain()
     click.echo(f"created {pass_.pass_type_identifier} {pass_.serial_number}")
     click.echo(f"download link: {links.download_url(pass_)}")
 
@@ -209,6 +219,7 @@ def export_command(serial: str, output: Path | None, pass_type_id: str | None) -
         _fail(error)
     output = output or Path(f"{serial}.pkpass")
     _write(output, pkpass)
+    _note_development_chain()
     click.echo(f"wrote {output} ({len(pkpass)} bytes)")
 
 
@@ -424,6 +435,7 @@ def bundle_command(serials: tuple[str, ...], output: Path, pass_type_id: str | N
     except (ApiError, PassInvalid) as error:
         _fail(error)
     _write(output, data)
+    _note_development_chain()
     click.echo(f"wrote {output} ({len(serials)} passes)")
 
 
@@ -457,6 +469,7 @@ def sign_command(folder: Path, output: Path) -> None:
         _fail(error)
     _warn(report)
     _write(output, pkpass)
+    _note_development_chain()
     click.echo(f"wrote {output} ({len(pkpass)} bytes)")
 
 
