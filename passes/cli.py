@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 import click
 import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app
+from flask.cli import AppGroup
 from pydantic import BaseModel
 
 from models import Pass, db
@@ -42,7 +43,24 @@ from passes.schemas import (
 from passes.validation import MAX_JSON_DEPTH, PassInvalid, Report
 from passes.verify import verify_pkpass
 
+
+class _Commands(AppGroup):
+    """The `passes` group: a database that cannot be used (no tables yet, not reachable)
+    is reported in a line, like every other mistake, not with a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError) as error:
+            reason = str(error.orig).strip().splitlines()[0]
+            raise click.ClickException(
+                f"the database cannot be used ({reason}). If its tables are missing, run "
+                "`flask db upgrade` (`python app.py` does it when it starts)."
+            ) from None
+
+
 bp = Blueprint("passes", __name__, cli_group="passes")
+bp.cli = _Commands()
 
 
 def _load_json(text: str | None, file: Path | None) -> Any:

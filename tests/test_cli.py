@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import Result
+from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
 from tests.conftest import Admin
@@ -197,3 +199,15 @@ def test_bad_paths_give_one_line_errors(runner: FlaskCliRunner, tmp_path: Path) 
     nested.write_text("[" * 100_000)
     too_deep = invoke(runner, "create", "--data-file", str(nested))
     assert too_deep.exit_code == 2
+
+
+def test_a_database_without_tables_is_one_line_naming_the_fix(
+    make_app: Callable[..., Flask], tmp_path: Path
+) -> None:
+    empty = make_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'empty.db'}")
+    for command in (["list"], ["show", "any"], ["logs"]):
+        result = invoke(empty.test_cli_runner(), *command)
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith("Error: the database cannot be used (no such table: ")
+        assert "run `flask db upgrade`" in result.output
+        assert len(result.output.splitlines()) == 1
