@@ -7,10 +7,12 @@ import math
 import os
 import secrets
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import click
 from flask import Flask
 from flask_migrate import Migrate
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -33,7 +35,8 @@ from passes import (
     webservice,
 )
 from passes.building import TemplateStore
-from passes.credentials import CredentialsError, load_credentials
+from passes.certificate_chain import development_credentials
+from passes.credentials import CredentialsError, PassCredentials, load_credentials
 from passes.errors import register_error_handlers
 
 log = logging.getLogger("passes")
@@ -43,6 +46,16 @@ HERE = Path(__file__).resolve().parent
 WEB_SERVICE_PATH = webservice.bp.url_prefix
 # Shorter tokens can be guessed; token_urlsafe(32) gives 43 characters.
 MIN_ADMIN_TOKEN_LENGTH = 24
+# Any of these set means someone configured a deployment: the `flask` command then runs in
+# production like the server does, never falling back to development.
+PRODUCTION_VARIABLES = (
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "PUBLIC_URL",
+    "ADMIN_TOKEN",
+    "PASS_CERTIFICATE",
+    "PASS_CERTIFICATE_BASE64",
+)
 
 
 class ConfigError(Exception):
@@ -91,9 +104,28 @@ def _development_secret_key(instance_path: str) -> str:
     return path.read_text().strip()
 
 
+def _flask_command() -> str | None:
+    """Which `flask` command loads the app: "run" for `flask run`, the command-line
+    group's name for every other (the app's commands are found by loading it), None when
+    a server (gunicorn, `python app.py`) or a test loads it."""
+    ctx = click.get_current_context(silent=True)
+    return None if ctx is None else (ctx.info_name or "")
+
+
+def app_env(env: Mapping[str, str]) -> str:
+    """APP_ENV, whose default is production, except for the `flask` command on a machine
+    where nothing is configured: it runs in development, as `python app.py` does, so the
+    README's commands work as written. Production would refuse to start there anyway
+    (SECRET_KEY is required), so no command that works in production changes meaning."""
+    if "APP_ENV" in env:
+        return env["APP_ENV"]
+    configured = any(env.get(name) for name in PRODUCTION_VARIABLES)
+    return "development" if _flask_command() is not None and not configured else "production"
+
+
 def config_from_environment(instance_path: str) -> dict[str, Any]:
     env = os.environ
-    development = env.get("APP_ENV", "production") == "development"
+    development = app_env(env) == "development"
     public_url = env.get("PUBLIC_URL") or ("http://localhost:5000" if development else None)
     return {
         "DEVELOPMENT": development,
@@ -116,6 +148,8 @@ def config_from_environment(instance_path: str) -> dict[str, Any]:
         "PASS_CERTIFICATE_PASSWORD": env.get("PASS_CERTIFICATE_PASSWORD"),
         "WWDR_CERTIFICATE": env.get("WWDR_CERTIFICATE"),
         "WWDR_CERTIFICATE_BASE64": env.get("WWDR_CERTIFICATE_BASE64"),
+        # What development signs with when no certificate is configured (made on first start).
+        "DEVELOPMENT_CHAIN_DIR": str(Path(instance_path) / "development-chain"),
         "PASS_TEMPLATES_DIR": env.get("PASS_TEMPLATES_DIR", str(HERE / "pass_templates")),
         # Admin uploads carry base64 images; device bodies have their own, smaller limit.
         "MAX_CONTENT_LENGTH": number_setting(env, "MAX_CONTENT_LENGTH", 5 * 1024 * 1024, minimum=1),
@@ -226,6 +260,53 @@ def _configure_logging(level: str) -> None:
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
+@contextmanager
+def _start_up_report(*, shown: bool) -> Iterator[None]:
+    """The start-up report (which certificate signs, until when; the development chain) is
+    for servers, `flask run` included. Other `flask` commands load the app too, and their
+    output, --help above all, does without it: errors still show."""
+    logger = logging.getLogger("passes")
+    level = logger.level
+    if not shown:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _report_credentials(
+    credentials: PassCredentials | None,
+    development_chain: bool,
+    chain_made: bool,
+    config: Mapping[str, Any],
+) -> None:
+    if credentials is None:
+        log.warning(
+            "no pass certificate configured: the server runs, but passes cannot be built "
+            "or pushed. Set PASS_CERTIFICATE (a .p12 or PEM) and WWDR_CERTIFICATE."
+        )
+    elif development_chain:
+        log.warning(
+            "no pass certificate configured: signing with a development certificate (%s, "
+            "team %s) %s %s. iPhones refuse passes signed with it, because Apple did not "
+            "issue it. To make passes that iPhones accept, set PASS_CERTIFICATE (your Pass "
+            "Type ID certificate, a .p12 or PEM) and WWDR_CERTIFICATE (README: Exporting "
+            "the certificate from Keychain).",
+            credentials.pass_type_identifier,
+            credentials.team_identifier,
+            "made now in" if chain_made else "kept in",
+            config["DEVELOPMENT_CHAIN_DIR"],
+        )
+    else:
+        log.info(
+            "signing as %s (team %s), certificate valid until %s",
+            credentials.pass_type_identifier,
+            credentials.team_identifier,
+            credentials.expires_at.date().isoformat(),
+        )
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = openapi.new_app(__name__, instance_relative_config=True)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
@@ -237,25 +318,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         _check(app.config)
         _check_webhook(app.config)
         app.config["PUSH_MODE"] = push_mode = _push_mode(app.config)
-        credentials = load_credentials(app.config)
+        with _start_up_report(shown=_flask_command() in (None, "run")):
+            credentials = load_credentials(app.config)
+            chain_made = development_chain = False
+            if credentials is None and app.config["DEVELOPMENT"]:
+                chain_dir = Path(app.config["DEVELOPMENT_CHAIN_DIR"])
+                credentials, chain_made = development_credentials(chain_dir)
+                development_chain = True
+            _report_credentials(credentials, development_chain, chain_made, app.config)
         throttling.init_app(app, [admin.bp, dashboard.bp, metrics.bp])
     except (ConfigError, CredentialsError, throttling.StorageUnusable) as error:
         # One readable paragraph, not a traceback. Exit status 3 is gunicorn's "worker
         # failed to boot": the master stops instead of restarting workers forever.
         print(f"\nCannot start: {error}\n", file=sys.stderr)
         raise SystemExit(3) from None
-    if credentials is None:
-        log.warning(
-            "no pass certificate configured: the server runs, but passes cannot be built "
-            "or pushed. Set PASS_CERTIFICATE (a .p12 or PEM) and WWDR_CERTIFICATE."
-        )
-    else:
-        log.info(
-            "signing as %s (team %s), certificate valid until %s",
-            credentials.pass_type_identifier,
-            credentials.team_identifier,
-            credentials.expires_at.date().isoformat(),
-        )
 
     db.init_app(app)
     delivery.init_app(app)
@@ -263,8 +339,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     runtime = context.Runtime(
         credentials=credentials,
         templates=TemplateStore(Path(app.config["PASS_TEMPLATES_DIR"])),
+        development_chain=development_chain,
     )
     app.extensions["pass_server"] = runtime
+    app.context_processor(lambda: {"development_chain": runtime.development_chain})
     if push_mode == "inline":
         runtime.inline_pusher = pushing.InlinePusher(app)
         webhooks.deliver_after_commit(app)

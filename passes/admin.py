@@ -10,7 +10,7 @@ from flask import Response, current_app, request
 from flask_openapi3 import APIBlueprint
 from werkzeug.http import http_date
 
-from models import DeviceLogEntry, Pass, Registration, db, utcnow
+from models import DeviceLogEntry, Pass, Registration, db
 from passes import bundles, context, links, packages, store, webhooks
 from passes.building import INJECTED_KEYS
 from passes.errors import Forbidden, NotFound, Unauthorized, ValidationError
@@ -227,19 +227,14 @@ def update(path: PassPath, body: PassChange) -> Response:
 def void(path: PassPath) -> Response:
     """Void a pass: Wallet shows it as no longer valid"""
     # An update, so devices hear of it.
-    return _change(path.passTypeIdentifier, path.serialNumber, {"voided": True})
+    return _changed(*store.void_pass(path.passTypeIdentifier, path.serialNumber))
 
 
 @bp.post(PASS_URL + "/expire", operation_id="expirePass", responses=_change_responses(body=True))
 def expire(path: PassPath, body: Expiry) -> Response:
     """Set the pass's expirationDate"""
     # Default: now; after it Wallet shows the pass as expired.
-    when = body.expirationDate or utcnow().isoformat(timespec="seconds")
-    return _change(path.passTypeIdentifier, path.serialNumber, {"expirationDate": when})
-
-
-def _change(pass_type_id: str, serial_number: str, data: dict[str, Any]) -> Response:
-    return _changed(*store.update_pass(pass_type_id, serial_number, data=data))
+    return _changed(*store.expire_pass(path.passTypeIdentifier, path.serialNumber, body))
 
 
 def _commit(pass_: Pass, report: Report) -> PassDescription:
@@ -371,19 +366,21 @@ def download(path: PassPath) -> Response:
 def registrations(path: PassPath, query: Page) -> Response:
     """The devices registered for a pass"""
     pass_ = store.get_pass(path.passTypeIdentifier, path.serialNumber)
-    rows = store.registrations_of(pass_, limit=query.limit)
-    return Registrations(
-        registrations=[
-            DeviceRegistration(
-                deviceLibraryIdentifier=device.device_library_identifier,
-                # Enough to tell devices apart, not enough to push to them.
-                pushTokenPrefix=device.push_token[:8],
-                registeredAt=registered_at.isoformat(),
-                pushPending=pending is not None,
-            )
-            for device, registered_at, pending in rows
-        ]
-    ).answer()
+    return Registrations(registrations=registration_entries(pass_, query.limit)).answer()
+
+
+def registration_entries(pass_: Pass, limit: int) -> list[DeviceRegistration]:
+    """The devices holding a pass as admins see them (here and in `flask passes`)."""
+    return [
+        DeviceRegistration(
+            deviceLibraryIdentifier=device.device_library_identifier,
+            # Enough to tell devices apart, not enough to push to them.
+            pushTokenPrefix=device.push_token[:8],
+            registeredAt=registered_at.isoformat(),
+            pushPending=pending is not None,
+        )
+        for device, registered_at, pending in store.registrations_of(pass_, limit=limit)
+    ]
 
 
 @bp.get(
@@ -416,12 +413,16 @@ def personalization(path: PassPath) -> Response:
 )
 def logs(query: Page) -> Response:
     """Messages Wallet sent to /wallet/v1/log, newest first"""
+    return DeviceLogs(logs=log_entries(query.limit)).answer()
+
+
+def log_entries(limit: int) -> list[LogEntry]:
+    """The newest messages devices sent to /wallet/v1/log, newest first (here and in
+    `flask passes`)."""
     entries = db.session.scalars(
-        sa.select(DeviceLogEntry).order_by(DeviceLogEntry.id.desc()).limit(query.limit)
+        sa.select(DeviceLogEntry).order_by(DeviceLogEntry.id.desc()).limit(limit)
     )
-    return DeviceLogs(
-        logs=[LogEntry(message=e.message, receivedAt=e.created_at.isoformat()) for e in entries]
-    ).answer()
+    return [LogEntry(message=e.message, receivedAt=e.created_at.isoformat()) for e in entries]
 
 
 # --- Webhook endpoints (passes/webhooks.py) ------------------------------------------------

@@ -12,12 +12,16 @@ from typing import Any, NoReturn
 import click
 import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app
+from flask.cli import AppGroup
+from pydantic import BaseModel
 
 from models import Pass, db
 from passes import (
+    admin,
     after_commit,
     bundles,
     context,
+    distribution,
     doctor,
     links,
     packages,
@@ -28,10 +32,35 @@ from passes import (
 from passes.credentials import load_certificate
 from passes.errors import ApiError
 from passes.outages import Outage
+from passes.schemas import (
+    MAX_PAGE,
+    DeviceLogs,
+    DeviceRegistration,
+    Expiry,
+    Registrations,
+    validate,
+)
 from passes.validation import MAX_JSON_DEPTH, PassInvalid, Report
 from passes.verify import verify_pkpass
 
+
+class _Commands(AppGroup):
+    """The `passes` group: a database that cannot be used (no tables yet, not reachable)
+    is reported in a line, like every other mistake, not with a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError) as error:
+            reason = str(error.orig).strip().splitlines()[0]
+            raise click.ClickException(
+                f"the database cannot be used ({reason}). If its tables are missing, run "
+                "`flask db upgrade` (`python app.py` does it when it starts)."
+            ) from None
+
+
 bp = Blueprint("passes", __name__, cli_group="passes")
+bp.cli = _Commands()
 
 
 def _load_json(text: str | None, file: Path | None) -> Any:
@@ -54,9 +83,23 @@ def _files(paths: tuple[Path, ...]) -> dict[str, bytes | None]:
     for pair in paths:
         name, _, path = str(pair).partition("=")
         if not path:
-            raise click.BadParameter(f"{pair}: use NAME=PATH, e.g. thumbnail.png=./face.png")
-        files[name] = Path(path).read_bytes()
+            raise click.BadParameter(
+                f"{pair}: use NAME=PATH, e.g. thumbnail.png=./face.png", param_hint="--file"
+            )
+        try:
+            files[name] = Path(path).read_bytes()
+        except OSError as error:
+            raise click.BadParameter(
+                f"{path} cannot be read ({error.strerror})", param_hint="--file"
+            ) from None
     return files
+
+
+def _write(output: Path, data: bytes) -> None:
+    try:
+        output.write_bytes(data)
+    except OSError as error:
+        raise click.ClickException(f"cannot write {output} ({error.strerror})") from None
 
 
 def _fail(error: ApiError | PassInvalid) -> NoReturn:
@@ -77,7 +120,33 @@ def _warn(report: Report) -> None:
 
 
 def _pass_type(pass_type_id: str | None) -> str:
-    return pass_type_id or context.credentials().pass_type_identifier
+    """The pass type a command acts on: --type, when it is one this server signs, or the
+    only one there is."""
+    signed = context.credentials().pass_type_identifier
+    if pass_type_id is not None and pass_type_id != signed:
+        raise click.BadParameter(
+            f"{pass_type_id!r} is not a pass type of this server, which signs {signed}",
+            param_hint="--type",
+        )
+    return signed
+
+
+def _note_development_chain() -> None:
+    if context.runtime().development_chain:
+        click.echo(
+            "note: signed with the development certificate, which iPhones refuse; set "
+            "PASS_CERTIFICATE and WWDR_CERTIFICATE to sign passes they accept",
+            err=True,
+        )
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _dumped(model: BaseModel) -> dict[str, Any]:
+    """A response model as the admin API sends it."""
+    return model.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
 data_option = click.option("--data", help="partial pass.json as JSON text")
@@ -85,6 +154,17 @@ data_file_option = click.option(
     "--data-file", type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 file_option = click.option("--file", "files", multiple=True, type=Path, help="NAME=PATH")
+type_option = click.option(
+    "--type",
+    "pass_type_id",
+    metavar="PASS_TYPE_ID",
+    help="the pass's type (default: the certificate's)",
+)
+SHOWN_DEVICES = 10  # `show` lists the first few; `registrations` lists them all
+json_option = click.option("--json", "as_json", is_flag=True, help="as the admin API's JSON")
+limit_option = click.option(
+    "--limit", default=100, show_default=True, type=click.IntRange(1, MAX_PAGE)
+)
 
 
 @bp.cli.command("create")
@@ -112,13 +192,14 @@ def create_command(
     except (ApiError, PassInvalid) as error:
         _fail(error)
     _warn(report)
+    _note_development_chain()
     click.echo(f"created {pass_.pass_type_identifier} {pass_.serial_number}")
     click.echo(f"download link: {links.download_url(pass_)}")
 
 
 @bp.cli.command("update")
 @click.argument("serial")
-@click.option("--pass-type", "pass_type_id", help="defaults to the certificate's")
+@type_option
 @data_option
 @data_file_option
 @file_option
@@ -147,16 +228,131 @@ def update_command(
 @bp.cli.command("export")
 @click.argument("serial")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--pass-type", "pass_type_id", help="defaults to the certificate's")
+@type_option
 def export_command(serial: str, output: Path | None, pass_type_id: str | None) -> None:
-    """Write the signed .pkpass of a pass to a file."""
+    """Write the signed .pkpass of a pass to a file (SERIAL.pkpass by default)."""
     try:
         pkpass = store.build_pkpass(store.get_pass(_pass_type(pass_type_id), serial))
-    except ApiError as error:
+    except (ApiError, PassInvalid) as error:
         _fail(error)
     output = output or Path(f"{serial}.pkpass")
-    output.write_bytes(pkpass)
+    _write(output, pkpass)
+    _note_development_chain()
     click.echo(f"wrote {output} ({len(pkpass)} bytes)")
+
+
+@bp.cli.command("show")
+@click.argument("serial")
+@type_option
+@json_option
+def show_command(serial: str, pass_type_id: str | None, as_json: bool) -> None:
+    """A pass: its state, data, files, devices and the link to hand to its customer."""
+    try:
+        pass_ = store.get_pass(_pass_type(pass_type_id), serial)
+        description = admin.describe(pass_)
+        devices = admin.registration_entries(pass_, SHOWN_DEVICES)
+        preview = distribution.preview(pass_)
+    except (ApiError, PassInvalid) as error:
+        _fail(error)
+    if as_json:
+        _echo_json(_dumped(description))
+        return
+    state = ["voided" if preview.voided else "expired" if preview.expired else "valid"]
+    if description.personalized:
+        state.append("personalized")
+    click.echo(f"{description.passTypeIdentifier} {description.serialNumber}")
+    click.echo(f"state:         {', '.join(state)}")
+    click.echo(f"template:      {description.template or '-'}")
+    click.echo(f"changed:       {description.updatedAt} (update tag {description.updateTag})")
+    click.echo(f"files:         {', '.join(description.files) or '-'}")
+    click.echo(f"download link: {description.downloadURL}")
+    click.echo(f"devices:       {description.devices}")
+    for device in devices:
+        click.echo("  " + _device_line(device))
+    if description.devices > len(devices):
+        more = description.devices - len(devices)
+        click.echo(f"  ... and {more} more (flask passes registrations {serial} --limit N)")
+    click.echo("data (merged over the template's pass.json):")
+    click.echo(json.dumps(description.pass_, indent=2, ensure_ascii=False))
+
+
+def _device_line(device: DeviceRegistration) -> str:
+    pending = "\tpush pending" if device.pushPending else ""
+    return (
+        f"{device.deviceLibraryIdentifier}\ttoken {device.pushTokenPrefix}...\t"
+        f"registered {device.registeredAt}{pending}"
+    )
+
+
+@bp.cli.command("void")
+@click.argument("serial")
+@type_option
+def void_command(serial: str, pass_type_id: str | None) -> None:
+    """Void a pass: Wallet shows it as no longer valid; its devices are told."""
+    try:
+        pass_, report = store.void_pass(_pass_type(pass_type_id), serial)
+        db.session.commit()
+    except (ApiError, PassInvalid) as error:
+        _fail(error)
+    _warn(report)
+    click.echo(f"voided {pass_.serial_number} (update tag {pass_.update_tag})")
+
+
+@bp.cli.command("expire")
+@click.argument("serial")
+@click.option(
+    "--date",
+    "when",
+    metavar="DATETIME",
+    help="ISO 8601 with a time zone, e.g. 2026-12-31T23:59:00Z (default: now)",
+)
+@type_option
+def expire_command(serial: str, when: str | None, pass_type_id: str | None) -> None:
+    """Set a pass's expiration date (default now); its devices are told."""
+    try:
+        # The admin API's body model: the same dates are accepted here as there.
+        expiry = validate(Expiry, {} if when is None else {"expirationDate": when})
+        pass_, report = store.expire_pass(_pass_type(pass_type_id), serial, expiry)
+        db.session.commit()
+    except (ApiError, PassInvalid) as error:
+        _fail(error)
+    _warn(report)
+    click.echo(f"{pass_.serial_number} expires {pass_.data['expirationDate']}")
+
+
+@bp.cli.command("registrations")
+@click.argument("serial")
+@type_option
+@limit_option
+@json_option
+def registrations_command(serial: str, pass_type_id: str | None, limit: int, as_json: bool) -> None:
+    """The devices that hold a pass, oldest registration first."""
+    try:
+        entries = admin.registration_entries(
+            store.get_pass(_pass_type(pass_type_id), serial), limit
+        )
+    except ApiError as error:
+        _fail(error)
+    if as_json:
+        _echo_json(_dumped(Registrations(registrations=entries)))
+        return
+    for device in entries:
+        click.echo(_device_line(device))
+    if not entries:
+        click.echo("no device holds this pass", err=True)
+
+
+@bp.cli.command("logs")
+@limit_option
+@json_option
+def logs_command(limit: int, as_json: bool) -> None:
+    """The newest messages devices sent to the web service's log endpoint."""
+    entries = admin.log_entries(limit)
+    if as_json:
+        _echo_json(_dumped(DeviceLogs(logs=entries)))
+        return
+    for entry in entries:
+        click.echo(f"{entry.receivedAt}\t{entry.message}")
 
 
 @bp.cli.command("list")
@@ -172,10 +368,10 @@ def list_command(limit: int) -> None:
 
 
 @bp.cli.command("push")
-@click.argument("pass_type_id", required=False)
 @click.argument("serial", required=False)
-@click.option("--all", "everything", is_flag=True, help="every registered device")
-def push_command(pass_type_id: str | None, serial: str | None, everything: bool) -> None:
+@type_option
+@click.option("--all", "everything", is_flag=True, help="every pass (of --type, if given)")
+def push_command(serial: str | None, pass_type_id: str | None, everything: bool) -> None:
     """Tell the devices holding a pass (or every pass, with --all) to fetch it now.
 
     Wallet only downloads passes whose update tag moved, so pushing counts as an update:
@@ -183,10 +379,10 @@ def push_command(pass_type_id: str | None, serial: str | None, everything: bool)
     Where workers push (PUSH_MODE=worker), they send them, at their pace.
     """
     if everything == bool(serial):
-        raise click.UsageError("give PASS_TYPE_ID SERIAL, or --all [PASS_TYPE_ID]")
+        raise click.UsageError("give SERIAL, or --all [--type PASS_TYPE_ID]")
     try:
         if everything:
-            touched = store.touch_all(pass_type_id)
+            touched = store.touch_all(pass_type_id and _pass_type(pass_type_id))
         else:
             store.touch_pass(store.get_pass(_pass_type(pass_type_id), serial or ""))
             touched = 1
@@ -245,7 +441,7 @@ async def _work_until_signalled(
 @bp.cli.command("bundle")
 @click.argument("serials", nargs=-1, required=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--pass-type", "pass_type_id", help="defaults to the certificate's")
+@type_option
 def bundle_command(serials: tuple[str, ...], output: Path, pass_type_id: str | None) -> None:
     """Write several passes into one .pkpasses bundle."""
     try:
@@ -254,9 +450,10 @@ def bundle_command(serials: tuple[str, ...], output: Path, pass_type_id: str | N
             [{"passTypeIdentifier": pass_type, "serialNumber": s} for s in serials]
         )
         data = bundles.build_bundle([store.get_pass(t, s) for t, s in keys])
-    except ApiError as error:
+    except (ApiError, PassInvalid) as error:
         _fail(error)
-    output.write_bytes(data)
+    _write(output, data)
+    _note_development_chain()
     click.echo(f"wrote {output} ({len(serials)} passes)")
 
 
@@ -289,7 +486,8 @@ def sign_command(folder: Path, output: Path) -> None:
     except (ApiError, PassInvalid) as error:
         _fail(error)
     _warn(report)
-    output.write_bytes(pkpass)
+    _write(output, pkpass)
+    _note_development_chain()
     click.echo(f"wrote {output} ({len(pkpass)} bytes)")
 
 

@@ -19,6 +19,9 @@ class Runtime:
 
     credentials: PassCredentials | None
     templates: TemplateStore
+    # Signing with the chain development makes when no certificate is configured
+    # (passes/certificate_chain.py): iPhones refuse its passes, so pages and commands say so.
+    development_chain: bool = False
     # Signed packages of committed pass versions (passes/signed_cache.py).
     signed: SignedCache = field(default_factory=SignedCache)
     # PUSH_MODE=inline: sends the pushes a committed change queued (pushing.InlinePusher,

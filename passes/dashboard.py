@@ -343,7 +343,7 @@ def void(pass_type_id: str, serial_number: str) -> Response:
     if request.form.get("confirm") != "yes":
         flash("Nothing changed: tick the box to confirm that the pass should be voided.")
         return redirect(back)
-    store.update_pass(pass_type_id, serial_number, data={"voided": True})
+    store.void_pass(pass_type_id, serial_number)
     db.session.commit()
     flash("The pass is voided; devices that hold it are being told.")
     return redirect(back)

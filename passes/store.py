@@ -14,7 +14,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask import current_app
@@ -45,6 +45,10 @@ from passes.errors import Conflict, NotFound, ValidationError
 from passes.signing import sign_package
 from passes.tokens import authentication_token
 from passes.validation import Report, ensure_valid
+
+if TYPE_CHECKING:
+    # Only a type here: schemas imports this module.
+    from passes.schemas import Expiry
 
 # Serial numbers travel in URL paths, so they keep to characters that need no escaping.
 SERIAL_NUMBER = re.compile(rf"[A-Za-z0-9._~:@+=-]{{1,{SERIAL_NUMBER_LENGTH}}}")
@@ -235,6 +239,22 @@ def update_pass(
     _enqueue_pushes(pass_.id)
     db.session.flush()
     return pass_, report
+
+
+def void_pass(pass_type_identifier: str, serial_number: str) -> tuple[Pass, Report]:
+    """Void the pass: Wallet shows it as no longer valid. An update, so devices hear of it;
+    the caller commits."""
+    return update_pass(pass_type_identifier, serial_number, data={"voided": True})
+
+
+def expire_pass(
+    pass_type_identifier: str, serial_number: str, expiry: Expiry
+) -> tuple[Pass, Report]:
+    """Set `expirationDate` (absent: now); after it Wallet shows the pass as expired. The
+    date was checked by the `Expiry` model, so the admin API and `flask passes expire`
+    accept the same dates. The caller commits."""
+    when = expiry.expirationDate or utcnow().isoformat(timespec="seconds")
+    return update_pass(pass_type_identifier, serial_number, data={"expirationDate": when})
 
 
 def touch_pass(pass_: Pass) -> None:

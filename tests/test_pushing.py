@@ -163,9 +163,7 @@ def test_a_refused_certificate_stops_and_keeps_every_push(push_app: Flask, apns:
     for i in range(3):
         apns.script(token(i), Reply(403, "BadCertificate"))
     patch(push_app)
-    result = push_app.test_cli_runner().invoke(
-        args=["passes", "push", "pass.com.example.test", "pushed"]
-    )
+    result = push_app.test_cli_runner().invoke(args=["passes", "push", "pushed"])
     assert result.exit_code == 1
     assert "rejected the certificate" in result.output
     assert pending(push_app) == 3
@@ -190,7 +188,7 @@ def test_push_command_pushes_one_pass_and_all_passes(push_app: Flask, apns: Fake
     seed_devices(push_app, 2, serial="one")
     seed_devices(push_app, 3, serial="two")
     runner = push_app.test_cli_runner()
-    one = runner.invoke(args=["passes", "push", "pass.com.example.test", "one"])
+    one = runner.invoke(args=["passes", "push", "one"])
     assert one.exit_code == 0, one.output
     assert "sent 2, tokens removed 0, failed 0" in one.output
     everything = runner.invoke(args=["passes", "push", "--all"])
