@@ -229,13 +229,17 @@ class Recorder:
             try:
                 with self.engine.begin() as connection:
                     _write_lists(connection, lists)
-                    _write_fetches(connection, fetches)
+                    latencies = _write_fetches(connection, fetches)
             except sa.exc.SQLAlchemyError:
                 with self._lock:  # newer records win over these older ones
                     self._lists = lists | self._lists
                     for key, moments in fetches.items():
                         self._fetches.setdefault(key, [])[:0] = moments
                 raise
+            from passes import metrics  # it reads SILENT_AFTER from here at import
+
+            for seconds in latencies:  # committed: into this web process's metrics
+                metrics.observe_push_to_fetch(seconds)
 
     def _start(self) -> None:
         if self._thread is None:
@@ -305,19 +309,48 @@ def _write_lists(connection: sa.Connection, lists: dict[int, _Listed]) -> None:
 
 def _write_fetches(
     connection: sa.Connection, fetches: dict[tuple[int, int], list[datetime]]
-) -> None:
+) -> list[float]:
+    """Credit the downloads; returns the push-to-fetch seconds of those that answered a push
+    (the first download of the pushed version or a later one since the push, once each)."""
+    latencies: list[float] = []
     for (pass_id, tag), moments in sorted(fetches.items()):
-        credited = connection.execute(
+        at = max(moments)
+        # SET reads the row as it was, RETURNING as it is now: whether this download answers
+        # the push travels from one to the other in push_answered_at, in the one statement.
+        answers_push = sa.and_(
+            Registration.push_outcome == str(Outcome.SENT),
+            Registration.push_answered_at.is_(None),
+            Registration.pushed_tag <= tag,
+        )
+        values = {
+            "fetched_at": at,
+            "fetched_tag": tag,
+            "named_at": None,
+            "push_answered_at": sa.case(
+                (answers_push, sa.literal(at, UTCDateTime())),
+                else_=Registration.push_answered_at,
+            ),
+        }
+        returned = (Registration.pushed_at, Registration.push_answered_at)
+        rows = connection.execute(
             sa.update(Registration)
             .where(Registration.id.in_(_waiting(pass_id, len(moments))))
-            .values(fetched_at=max(moments), fetched_tag=tag, named_at=None)
-        ).rowcount
-        if not credited:
-            connection.execute(
+            .values(values)
+            .returning(*returned)
+        ).all()
+        if not rows:
+            rows = connection.execute(
                 sa.update(Registration)
                 .where(Registration.id == _only_holder(pass_id))
-                .values(fetched_at=max(moments), fetched_tag=tag, named_at=None)
-            )
+                .values(values)
+                .returning(*returned)
+            ).all()
+        latencies += [
+            max(0.0, (at - pushed_at).total_seconds())
+            for pushed_at, answered_at in rows
+            if pushed_at is not None and answered_at == at
+        ]
+    return latencies
 
 
 def _waiting(pass_id: int, count: int, claim: bool = True) -> sa.Select[Any]:
@@ -464,6 +497,9 @@ def _write_pushes(
     connection: sa.Connection, rows: list[dict[str, Any]], batch: list[int], now: datetime
 ) -> None:
     pass_tag = sa.select(Pass.update_tag).where(Pass.id == Registration.pass_id).scalar_subquery()
+    # A phone that downloaded the version before its push was written here has answered it
+    # already: its time is not measured, and no later download is taken for its answer.
+    answered = sa.case((Registration.fetched_tag >= pass_tag, Registration.fetched_at))
     if connection.dialect.name == "postgresql":
         answers = sa.values(
             sa.column("device", sa.Integer),
@@ -478,6 +514,7 @@ def _write_pushes(
             .where(Registration.device_id == answers.c.device)
             .where(_in_id_order(lambda r: r.device_id.in_(batch)))
             .values(
+                push_answered_at=answered,
                 pushed_at=now,
                 pushed_tag=pass_tag,
                 push_outcome=answers.c.outcome,
@@ -492,6 +529,7 @@ def _write_pushes(
         sa.update(Registration)
         .where(Registration.device_id == sa.bindparam("device"))
         .values(
+            push_answered_at=answered,
             pushed_at=now,
             pushed_tag=pass_tag,
             push_outcome=sa.bindparam("outcome"),
