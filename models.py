@@ -178,6 +178,9 @@ class Registration(db.Model):
     # The last version of the pass it downloaded (a 304 counts: it holds that version).
     fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     fetched_tag: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # When it first downloaded the version of its last accepted push (or a later one): the
+    # end of the push-to-fetch time, counted once per push. Cleared by the next push.
+    push_answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The last fetch that failed, ours or as Wallet reported it in its log.
     fetch_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     fetch_error: Mapped[str | None] = mapped_column(sa.String(300))

@@ -11,6 +11,16 @@ Wallet's pass download (GET /v1/passes/...) does not say which device asks: the 
 token is the same on every device. A download is credited to the device whose serial list
 named the pass longest ago without a download since (Wallet fetches what the list named,
 at once); with none waiting, to the only device holding the pass; otherwise to no one.
+
+Lock order (PostgreSQL): a device's row before its registrations; every statement that locks
+several registration rows takes them in the order of their ids (`_in_id_order`), and a
+transaction takes them all in one statement, or in id order across statements (the
+recorder's lists). The push worker writes a batch's answers while the recorder, Wallet's log
+and unregistrations write the same rows: locked in any other order, two of them can each
+hold a row the other waits for, and PostgreSQL ends one (a device request, for Wallet's log
+or an unregistration, with a 500). Waiting in line rather than skipping a locked row (SKIP
+LOCKED) keeps every record; the worker holds the rows only for its short finish
+transaction. The lock rides in the statement that writes: no round trip more.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -28,6 +38,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, current_app
+from sqlalchemy.orm import aliased
 
 from models import (
     Device,
@@ -218,13 +229,17 @@ class Recorder:
             try:
                 with self.engine.begin() as connection:
                     _write_lists(connection, lists)
-                    _write_fetches(connection, fetches)
+                    latencies = _write_fetches(connection, fetches)
             except sa.exc.SQLAlchemyError:
                 with self._lock:  # newer records win over these older ones
                     self._lists = lists | self._lists
                     for key, moments in fetches.items():
                         self._fetches.setdefault(key, [])[:0] = moments
                 raise
+            from passes import metrics  # it reads SILENT_AFTER from here at import
+
+            for seconds in latencies:  # committed: into this web process's metrics
+                metrics.observe_push_to_fetch(seconds)
 
     def _start(self) -> None:
         if self._thread is None:
@@ -255,6 +270,22 @@ def recorder() -> Recorder:
     return current_app.extensions["deliveries"]
 
 
+def _in_id_order(
+    rows: Callable[[type[Registration]], sa.ColumnElement[bool]],
+) -> sa.ColumnElement[bool]:
+    """`Registration.id IN` the registrations `rows` picks, locked in the order of their ids
+    before the statement this is in changes any of them (see the module docstring).
+
+    PostgreSQL runs the sorted locking subquery ahead of the rows it feeds, so every row the
+    outer statement writes was locked by it, in its order. SQLite has no row locks (its
+    compiler leaves FOR UPDATE out) and runs one writer at a time.
+    """
+    locking = aliased(Registration)
+    return Registration.id.in_(
+        sa.select(locking.id).where(rows(locking)).order_by(locking.id).with_for_update()
+    )
+
+
 def _write_lists(connection: sa.Connection, lists: dict[int, _Listed]) -> None:
     if not lists:
         return
@@ -278,31 +309,61 @@ def _write_lists(connection: sa.Connection, lists: dict[int, _Listed]) -> None:
 
 def _write_fetches(
     connection: sa.Connection, fetches: dict[tuple[int, int], list[datetime]]
-) -> None:
+) -> list[float]:
+    """Credit the downloads; returns the push-to-fetch seconds of those that answered a push
+    (the first download of the pushed version or a later one since the push, once each)."""
+    latencies: list[float] = []
     for (pass_id, tag), moments in sorted(fetches.items()):
-        credited = connection.execute(
+        at = max(moments)
+        # SET reads the row as it was, RETURNING as it is now: whether this download answers
+        # the push travels from one to the other in push_answered_at, in the one statement.
+        answers_push = sa.and_(
+            Registration.push_outcome == str(Outcome.SENT),
+            Registration.push_answered_at.is_(None),
+            Registration.pushed_tag <= tag,
+        )
+        values = {
+            "fetched_at": at,
+            "fetched_tag": tag,
+            "named_at": None,
+            "push_answered_at": sa.case(
+                (answers_push, sa.literal(at, UTCDateTime())),
+                else_=Registration.push_answered_at,
+            ),
+        }
+        returned = (Registration.pushed_at, Registration.push_answered_at)
+        rows = connection.execute(
             sa.update(Registration)
             .where(Registration.id.in_(_waiting(pass_id, len(moments))))
-            .values(fetched_at=max(moments), fetched_tag=tag, named_at=None)
-        ).rowcount
-        if not credited:
-            connection.execute(
+            .values(values)
+            .returning(*returned)
+        ).all()
+        if not rows:
+            rows = connection.execute(
                 sa.update(Registration)
                 .where(Registration.id == _only_holder(pass_id))
-                .values(fetched_at=max(moments), fetched_tag=tag, named_at=None)
-            )
+                .values(values)
+                .returning(*returned)
+            ).all()
+        latencies += [
+            max(0.0, (at - pushed_at).total_seconds())
+            for pushed_at, answered_at in rows
+            if pushed_at is not None and answered_at == at
+        ]
+    return latencies
 
 
-def _waiting(pass_id: int, count: int) -> sa.Select[Any]:
+def _waiting(pass_id: int, count: int, claim: bool = True) -> sa.Select[Any]:
     """The registrations `count` downloads of the pass are credited to (see the module
-    docstring): those whose list named it longest ago. A small partial index holds them."""
-    return (
+    docstring): those whose list named it longest ago. A small partial index holds them.
+    `claim`: each taken by one download of a crowd (SKIP LOCKED, PostgreSQL)."""
+    waiting = (
         sa.select(Registration.id)
         .where(Registration.pass_id == pass_id, Registration.named_at.is_not(None))
         .order_by(Registration.named_at)
         .limit(count)
-        .with_for_update(skip_locked=True)
     )
+    return waiting.with_for_update(skip_locked=True) if claim else waiting
 
 
 def _only_holder(pass_id: int) -> sa.ScalarSelect[Any]:
@@ -311,9 +372,10 @@ def _only_holder(pass_id: int) -> sa.ScalarSelect[Any]:
     return sa.select(sa.func.max(two.c.id)).having(sa.func.count() == 1).scalar_subquery()
 
 
-def _downloader(pass_id: int) -> sa.ColumnElement[Any]:
+def _downloader(pass_id: int, claim: bool = True) -> sa.ColumnElement[Any]:
     """The registration one download of the pass is credited to."""
-    return sa.func.coalesce(_waiting(pass_id, 1).scalar_subquery(), _only_holder(pass_id))
+    waiting = _waiting(pass_id, 1, claim).scalar_subquery()
+    return sa.func.coalesce(waiting, _only_holder(pass_id))
 
 
 def record_fetch_failure(pass_id: int, error: str, now: datetime) -> None:
@@ -336,7 +398,8 @@ _GET_PASS_FAILED = re.compile(
 
 
 def record_wallet_log(messages: Iterable[str], now: datetime) -> None:
-    """Note the failed downloads that Wallet reports in its log on the device they concern."""
+    """Note the failed downloads that Wallet reports in its log on the devices they concern."""
+    failures: dict[int, str] = {}
     for message in messages:
         match = _GET_PASS_FAILED.search(message)
         if match is None:
@@ -348,7 +411,22 @@ def record_wallet_log(messages: Iterable[str], now: datetime) -> None:
             )
         )
         if pass_id is not None:
-            record_fetch_failure(pass_id, "Wallet: " + match["error"].strip(), now)
+            failures[pass_id] = ("Wallet: " + match["error"].strip())[:FETCH_ERROR_LENGTH]
+    if not failures:
+        return
+    # One statement for every pass the log names, locking in id order like the worker: one
+    # statement per pass would lock them in the order of the messages. Which device a
+    # failure is credited to needs no claim here: no crowd of these races for the rows.
+    downloaders = [_downloader(pass_id, claim=False) for pass_id in failures]
+    db.session.execute(
+        sa.update(Registration)
+        .where(_in_id_order(lambda r: r.id.in_(downloaders)))
+        .values(
+            fetch_failed_at=now,
+            fetch_error=sa.case(failures, value=Registration.pass_id),
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def record_pushes(
@@ -360,7 +438,9 @@ def record_pushes(
     """Write a batch's APNs answers on the registrations of the devices pushed.
 
     In the worker's finish transaction, before dead tokens' devices are deleted (their
-    registrations are counted as removed). One statement for the batch on PostgreSQL.
+    registrations are counted as removed). One statement for the batch on PostgreSQL, which
+    also locks, in id order, the registrations that the deletion's cascade will remove: the
+    batch's rows are locked in one statement, in the one order (see the module docstring).
     """
     rows: list[dict[str, Any]] = []
     dead: dict[str, list[int]] = {}
@@ -380,24 +460,46 @@ def record_pushes(
             }
             for device in devices
         ]
-    if rows:
-        _write_pushes(connection, rows, now)
-    removed = 0
-    for dead_token, devices in dead.items():
-        removed += (
-            connection.scalar(
-                sa.select(sa.func.count())
-                .select_from(Registration)
-                .join(Device, Device.id == Registration.device_id)
-                .where(Device.id.in_(devices), Device.push_token == dead_token)
-            )
-            or 0
+    dead_devices = [device for devices in dead.values() for device in devices]
+    if dead_devices and connection.dialect.name == "postgresql":
+        # A device before its registrations, as an unregistration locks them: the removal
+        # below locks these devices, and must not while holding registrations a phone's
+        # unregistration (holding its device) waits for. Rare: one round trip more then.
+        connection.execute(
+            sa.select(Device.id)
+            .where(Device.id.in_(dead_devices))
+            .order_by(Device.id)
+            .with_for_update()
         )
-    count_event(REMOVED, removed, connection)
+    if rows:
+        _write_pushes(connection, rows, dead_devices + [row["device"] for row in rows], now)
+    if dead:
+        # Still holding the dead token: a device that registered again meanwhile (a restored
+        # phone) came with a new one and is not removed.
+        of_dead = sa.or_(
+            *(
+                sa.and_(Device.id.in_(devices), Device.push_token == token)
+                for token, devices in dead.items()
+            )
+        )
+        going = (
+            sa.select(Registration.id)
+            .join(Device, Device.id == Registration.device_id)
+            .where(of_dead)
+            .order_by(Registration.id)
+            .with_for_update(of=Registration)  # held already when there were rows to write
+        )
+        removed = connection.scalar(sa.select(sa.func.count()).select_from(going.subquery()))
+        count_event(REMOVED, removed or 0, connection)
 
 
-def _write_pushes(connection: sa.Connection, rows: list[dict[str, Any]], now: datetime) -> None:
+def _write_pushes(
+    connection: sa.Connection, rows: list[dict[str, Any]], batch: list[int], now: datetime
+) -> None:
     pass_tag = sa.select(Pass.update_tag).where(Pass.id == Registration.pass_id).scalar_subquery()
+    # A phone that downloaded the version before its push was written here has answered it
+    # already: its time is not measured, and no later download is taken for its answer.
+    answered = sa.case((Registration.fetched_tag >= pass_tag, Registration.fetched_at))
     if connection.dialect.name == "postgresql":
         answers = sa.values(
             sa.column("device", sa.Integer),
@@ -410,7 +512,9 @@ def _write_pushes(connection: sa.Connection, rows: list[dict[str, Any]], now: da
         connection.execute(
             sa.update(Registration)
             .where(Registration.device_id == answers.c.device)
+            .where(_in_id_order(lambda r: r.device_id.in_(batch)))
             .values(
+                push_answered_at=answered,
                 pushed_at=now,
                 pushed_tag=pass_tag,
                 push_outcome=answers.c.outcome,
@@ -425,6 +529,7 @@ def _write_pushes(connection: sa.Connection, rows: list[dict[str, Any]], now: da
         sa.update(Registration)
         .where(Registration.device_id == sa.bindparam("device"))
         .values(
+            push_answered_at=answered,
             pushed_at=now,
             pushed_tag=pass_tag,
             push_outcome=sa.bindparam("outcome"),

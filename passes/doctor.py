@@ -64,14 +64,20 @@ class Diagnosis:
     states: Counter[State] = field(default_factory=Counter)
     devices: list[DeviceDelivery] = field(default_factory=list)
     wallet_log: list[DeviceLogEntry] = field(default_factory=list)
+    # Registered devices left out when the walk was capped (the newest registrations).
+    unexamined: int = 0
 
     @property
     def first_broken(self) -> Check | None:
         return next((check for check in self.checks if not check.ok), None)
 
     @property
-    def registered(self) -> int:
+    def examined(self) -> int:
         return sum(self.states.values())
+
+    @property
+    def registered(self) -> int:
+        return self.examined + self.unexamined
 
     @property
     def all_current(self) -> bool:
@@ -79,13 +85,17 @@ class Diagnosis:
         return self.registered > 0 and self.states[State.CURRENT] == self.registered
 
 
-def diagnose(pass_: Pass, now: datetime | None = None) -> Diagnosis:
+def diagnose(pass_: Pass, now: datetime | None = None, devices: int | None = None) -> Diagnosis:
+    """The walk along the chain; over the first `devices` registered devices only, if given
+    (the rest are counted, not examined: the command line examines every one)."""
     now = now or utcnow()
     found = Diagnosis(pass_.pass_type_identifier, pass_.serial_number, pass_.update_tag)
     found.checks.append(_web_service_url(pass_))
     found.checks.append(_certificate(pass_, now))
-    everyone = delivery.deliveries_of(pass_, now=now)
+    everyone = delivery.deliveries_of(pass_, limit=devices, now=now)
     found.states = Counter(item.state for item in everyone)
+    if devices is not None and len(everyone) == devices:
+        found.unexamined = store.count_registrations(pass_) - devices
     found.wallet_log = delivery.log_entries_about(pass_, LOG_ENTRIES)
     found.checks.append(_devices(found))
     behind = [item for item in everyone if item.state is not State.CURRENT]
@@ -97,8 +107,9 @@ def diagnose(pass_: Pass, now: datetime | None = None) -> Diagnosis:
             Check(
                 "more devices",
                 False,
-                f"{len(behind) - DEVICES_DESCRIBED} more devices do not hold the current "
-                "version; the first ones above say why",
+                f"{len(behind) - DEVICES_DESCRIBED} more devices"
+                + (" examined" if found.unexamined else "")
+                + " do not hold the current version; the first ones above say why",
             )
         )
     found.checks.append(_wallet_log(found.wallet_log, pass_))
@@ -190,6 +201,13 @@ def _devices(found: Diagnosis) -> Check:
             "below, and check that a phone can open the webServiceURL",
         )
     counts = ", ".join(f"{n} {state}" for state, n in sorted(found.states.items()))
+    if found.unexamined:
+        return Check(
+            "devices",
+            True,
+            f"{found.registered} registered; of the first {found.examined} registered, "
+            f"{counts}; the {found.unexamined} registered since were not examined here",
+        )
     return Check("devices", True, f"{found.registered} registered: {counts}")
 
 
@@ -308,7 +326,9 @@ def report_lines(found: Diagnosis) -> list[str]:
         if check.fix and not check.ok:
             lines.append(f"          what to do: {check.fix}")
     broken = found.first_broken
-    if broken is None:
+    if broken is None and found.unexamined:
+        lines.append(f"every link holds for the {found.examined} devices examined")
+    elif broken is None:
         lines.append("every link holds: every registered device has the current version")
     else:
         lines.append(f"first broken link: {broken.link}")

@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
 from models import PendingPush, PushOutcomeCount, db, utcnow
-from passes import context, webhooks
+from passes import context, delivery, webhooks
 from passes.errors import NotFound, Unauthorized
 from passes.tokens import bearer_matches
 
@@ -43,6 +43,22 @@ REQUEST_SECONDS = Histogram(
 )
 
 
+SILENT_SECONDS = delivery.SILENT_AFTER.total_seconds()
+PUSH_TO_FETCH_SECONDS = Histogram(
+    "passes_push_to_fetch_seconds",
+    "Time from a device's accepted push to its download of the version pushed, once per push.",
+    # Awake phones answer in seconds; Low Power Mode, no network or a phone switched off for
+    # the night postpone it by hours, and a day without an answer is what delivery calls
+    # silent (passes/delivery.py).
+    buckets=(1, 2, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, SILENT_SECONDS),
+)
+
+
+def observe_push_to_fetch(seconds: float) -> None:
+    """A device downloaded what it was pushed for (called by the web service's download)."""
+    PUSH_TO_FETCH_SECONDS.observe(seconds)
+
+
 def observe_request(endpoint: str, status: str, seconds: float) -> None:
     """Count one answered request (called by the request-log middleware)."""
     REQUESTS.labels(endpoint, status).inc()
@@ -56,6 +72,10 @@ def metrics() -> Response:
         raise NotFound("metrics are off: set METRICS_TOKEN to turn them on")
     if not bearer_matches(request.headers.get("Authorization", ""), expected):
         raise Unauthorized("send Authorization: Bearer <METRICS_TOKEN>")
+    try:  # a reader flushes first: this process's downloads are in the scrape that follows
+        delivery.recorder().flush()
+    except SQLAlchemyError:
+        db.session.rollback()  # the database figures say it is down
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.MultiProcessCollector(registry)  # every gunicorn worker's counts

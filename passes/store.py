@@ -388,6 +388,13 @@ def touch_all(pass_type_identifier: str | None = None) -> int:
     return touched
 
 
+def count_registrations(pass_: Pass) -> int:
+    """How many devices hold the pass."""
+    return (
+        db.session.scalar(sa.select(sa.func.count()).where(Registration.pass_id == pass_.id)) or 0
+    )
+
+
 def registrations_of(
     pass_: Pass, limit: int | None = None, offset: int = 0, extra: Sequence[Any] = ()
 ) -> list[Any]:

@@ -7,15 +7,17 @@ import re
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from models import PushOutcomeCount, db, utcnow
-from passes import pushing
+from models import PushOutcomeCount, Registration, db, utcnow
+from passes import pushing, store
+from passes.dashboard import DOCTOR_DEVICES
 from tests.apns_server import FakeApns, Reply
 from tests.conftest import ADMIN_TOKEN
 from tests.delivery_phones import create_pass, phone
-from tests.pushes import patch
+from tests.pushes import patch, seed_devices
 from tests.test_dashboard import sign_in
 
 
@@ -77,3 +79,30 @@ def test_the_overview_draws_its_charts_as_inline_svg(
     assert re.search(r": installs 3</title>", html)
     assert re.search(r"&lt;10s: devices 1</title>", html)
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+
+
+def test_the_pass_page_examines_the_first_devices_and_says_what_it_left_out(
+    push_app: Flask, signed_in: FlaskClient
+) -> None:
+    held_by = DOCTOR_DEVICES + 3
+    seed_devices(push_app, held_by, "crowded")
+    with push_app.app_context():  # the newest device holds an old version
+        pass_ = store.get_pass("pass.com.example.test", "crowded")
+        pass_.update_tag = 5
+        newest = db.session.scalar(sa.select(sa.func.max(Registration.id)))
+        db.session.execute(
+            sa.update(Registration).where(Registration.id == newest).values(fetched_tag=4)
+        )
+        db.session.commit()
+    html = signed_in.get("/admin/passes/pass.com.example.test/crowded").get_data(as_text=True)
+    assert (
+        f"The first {DOCTOR_DEVICES} devices registered hold the\n  current version; "
+        "the 3 registered since were not examined here." in html
+    )
+    assert f"which examines all {held_by} devices" in html
+    assert f"{held_by} registered; of the first {DOCTOR_DEVICES} registered" in html
+    # The command line examines every device, and finds the one left out above.
+    result = push_app.test_cli_runner().invoke(args=["passes", "doctor", "crowded"])
+    assert result.exit_code == 1
+    assert f"device device-{held_by - 1}:" in result.output
+    assert f"{held_by} registered: {held_by - 1} current, 1 woken" in result.output

@@ -15,11 +15,25 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 
-from models import Device, PendingPush, PushOutcomeCount, WebhookMessage, db, utcnow
+from models import (
+    Device,
+    Pass,
+    PendingPush,
+    PushOutcomeCount,
+    Registration,
+    WebhookMessage,
+    db,
+    utcnow,
+)
+from passes import pushing
+from tests.apns_server import FakeApns
 from tests.conftest import ADMIN_TOKEN, P12_PASSWORD, PUBLIC_URL, SECRET_KEY
+from tests.delivery_phones import create_pass, phone, record
+from tests.pushes import patch
 from tests.test_webservice import DEVICE
 from tests.test_worker import wait_until
 
@@ -215,3 +229,89 @@ def test_counts_add_up_across_gunicorn_workers(gunicorn: str, tmp_path: Path) ->
 def test_the_counts_of_an_earlier_run_are_dropped_at_start(gunicorn: str, tmp_path: Path) -> None:
     assert not (tmp_path / "metrics" / "counter_999999.db").exists()
     assert httpx.get(f"{gunicorn}/metrics", headers=BEARER).status_code == 200
+
+
+def push_to_fetch(figures: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> tuple:
+    """(count, sum, count within 5 s) of the push-to-fetch histogram."""
+    return (
+        figures.get(("passes_push_to_fetch_seconds_count", ()), 0),
+        figures.get(("passes_push_to_fetch_seconds_sum", ()), 0),
+        figures.get(("passes_push_to_fetch_seconds_bucket", (("le", "5.0"),)), 0),
+    )
+
+
+def test_push_to_fetch_is_measured_once_per_push_end_to_end(
+    make_app: Callable[..., Flask], apns: FakeApns
+) -> None:
+    app = make_app(METRICS_TOKEN=METRICS_TOKEN, APNS_URL=apns.url, APNS_CA_FILE=apns.ca_file)
+    create_pass(app, "timed")
+    woken, idle = phone(app, 1), phone(app, 2)
+    assert woken.register("timed") == 201
+    assert idle.register("timed") == 201
+    # A download nobody was pushed for is no answer to a push.
+    assert woken.fetch("timed") == 200
+    count, total, fast = push_to_fetch(scrape(app))
+
+    patch(app, "timed")
+    with app.app_context():
+        assert pushing.drain_now().sent == 2  # through the real HTTP/2 APNs server
+    pushed_at = record(app, "timed", "phone-0001").pushed_at
+    assert woken.woken() == ["timed"]  # lists, downloads
+    fetched_at = record(app, "timed", "phone-0001").fetched_at
+    assert woken.fetch("timed") == 200  # again: the push was answered already
+    figures = scrape(app)
+    assert push_to_fetch(figures)[0] == count + 1
+    assert push_to_fetch(figures)[1] - total == pytest.approx(
+        (fetched_at - pushed_at).total_seconds(), abs=1e-3
+    )
+    assert push_to_fetch(figures)[2] == fast + 1  # well within 5 s
+    # The other phone answers later, once; the next push is measured afresh.
+    assert idle.woken() == ["timed"]
+    record(app, "timed", "phone-0002")  # a reader: written before the next push is
+    patch(app, "timed", "again")
+    with app.app_context():
+        assert pushing.drain_now().sent == 2
+    assert woken.woken() == ["timed"]
+    assert push_to_fetch(scrape(app))[0] == count + 3
+
+
+def test_push_to_fetch_adds_up_across_gunicorn_workers(app: Flask, gunicorn: str) -> None:
+    passes = 8
+    for n in range(passes):
+        create_pass(app, f"spread-{n}")
+        assert phone(app, n).register(f"spread-{n}") == 201
+    with app.app_context():  # the worker's record of an accepted push to each, a minute ago
+        db.session.execute(
+            sa.update(Registration).values(
+                push_outcome="sent",
+                pushed_at=utcnow() - timedelta(minutes=1),
+                pushed_tag=sa.select(Pass.update_tag)
+                .where(Pass.id == Registration.pass_id)
+                .scalar_subquery(),
+            )
+        )
+        db.session.commit()
+
+    def download(n: int) -> int:
+        url = f"{gunicorn}/wallet/v1/passes/pass.com.example.test/spread-{n}"
+        headers = {**phone(app, n)._auth(f"spread-{n}"), "Connection": "close"}
+        return httpx.get(url, headers=headers).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        assert set(pool.map(download, range(passes))) == {200}
+
+    def scraped() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        response = httpx.get(f"{gunicorn}/metrics", headers={**BEARER, "Connection": "close"})
+        return samples(response.text)
+
+    # Each worker writes its downloads' records within a second (delivery.Recorder).
+    wait_until(
+        lambda: scraped()[("passes_push_to_fetch_seconds_count", ())] == passes,
+        "every worker's downloads to be written",
+        timeout=10,
+    )
+    for _ in range(4):  # whichever worker answers the scrape
+        figures = scraped()
+        assert figures[("passes_push_to_fetch_seconds_count", ())] == passes
+        assert figures[("passes_push_to_fetch_seconds_bucket", (("le", "60.0"),))] == 0
+        assert figures[("passes_push_to_fetch_seconds_bucket", (("le", "300.0"),))] == passes
