@@ -444,6 +444,11 @@ def _endpoint_info(endpoint: webhooks.EndpointView) -> dict[str, Any]:
 )
 def list_webhooks() -> Response:
     """Where events go, and what waits to be delivered"""
+    return webhook_endpoints().answer()
+
+
+def webhook_endpoints() -> WebhookEndpoints:
+    """Every endpoint and the backlog (here and in `flask passes webhooks list`)."""
     backlog = webhooks.backlog()
     return WebhookEndpoints(
         endpoints=[WebhookEndpointInfo(**_endpoint_info(e)) for e in webhooks.endpoints()],
@@ -452,7 +457,7 @@ def list_webhooks() -> Response:
             failing=backlog.failing,
             oldestUndeliveredAt=backlog.oldest.isoformat() if backlog.oldest else None,
         ),
-    ).answer()
+    )
 
 
 @bp.post(
@@ -467,9 +472,14 @@ def list_webhooks() -> Response:
 )
 def add_webhook(body: NewWebhook) -> Response:
     """Send events to one more endpoint"""
+    return added_webhook(body).answer(201)
+
+
+def added_webhook(body: NewWebhook) -> NewWebhookEndpoint:
+    """Add and commit an endpoint (here and in `flask passes webhooks add`)."""
     endpoint, secret = webhooks.add_endpoint(body.url, body.events, body.secret)
     db.session.commit()
-    return NewWebhookEndpoint(**_endpoint_info(endpoint), secret=secret).answer(201)
+    return NewWebhookEndpoint(**_endpoint_info(endpoint), secret=secret)
 
 
 @bp.delete(
@@ -497,6 +507,11 @@ def remove_webhook(path: WebhookPath) -> Response:
 )
 def webhook_messages(query: Page) -> Response:
     """The latest webhook messages and how their delivery went, newest first"""
+    return webhook_deliveries(query.limit).answer()
+
+
+def webhook_deliveries(limit: int) -> WebhookDeliveries:
+    """The newest messages (here and in `flask passes webhooks messages`)."""
     return WebhookDeliveries(
         messages=[
             WebhookDelivery(
@@ -511,6 +526,6 @@ def webhook_messages(query: Page) -> Response:
                 deliveredAt=m.delivered_at.isoformat() if m.delivered_at else None,
                 nextAttemptAt=m.due_at.isoformat() if m.due_at else None,
             )
-            for m in webhooks.recent_messages(query.limit)
+            for m in webhooks.recent_messages(limit)
         ]
-    ).answer()
+    )

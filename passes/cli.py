@@ -37,6 +37,7 @@ from passes.schemas import (
     DeviceLogs,
     DeviceRegistration,
     Expiry,
+    NewWebhook,
     Registrations,
     validate,
 )
@@ -511,3 +512,75 @@ def doctor_command(serial: str, pass_type_id: str | None) -> None:
     click.echo("\n".join(doctor.report_lines(diagnosis)))
     if not diagnosis.all_current:
         sys.exit(1)
+
+
+@bp.cli.group("webhooks")
+def webhooks_group() -> None:
+    """Where events go: endpoints, and how the latest deliveries went."""
+
+
+@webhooks_group.command("list")
+@json_option
+def webhooks_list(as_json: bool) -> None:
+    """The endpoints (env is WEBHOOK_URL's) and the messages waiting."""
+    found = admin.webhook_endpoints()
+    if as_json:
+        _echo_json(_dumped(found))
+        return
+    for endpoint in found.endpoints:
+        events = ", ".join(endpoint.events) if endpoint.events else "every event"
+        click.echo(f"{endpoint.id}\t{endpoint.url}\t{events}")
+    if not found.endpoints:
+        click.echo("no endpoint: set WEBHOOK_URL and WEBHOOK_SECRET, or add one", err=True)
+    backlog = found.backlog
+    click.echo(f"{backlog.undelivered} waiting to be delivered, {backlog.failing} failing")
+
+
+@webhooks_group.command("add")
+@click.argument("url")
+@click.option(
+    "--event",
+    "events",
+    multiple=True,
+    type=click.Choice(webhooks.EVENT_TYPES),
+    help="an event type it gets (repeatable; default: every type)",
+)
+@click.option("--secret", help="its signing secret (default: one is made and shown once)")
+@json_option
+def webhooks_add(url: str, events: tuple[str, ...], secret: str | None, as_json: bool) -> None:
+    """Send events to one more endpoint; prints its id and secret (shown this once)."""
+    body = {"url": url, "events": list(events) or None, "secret": secret}
+    try:
+        added = admin.added_webhook(validate(NewWebhook, body))
+    except ApiError as error:
+        _fail(error)
+    if as_json:
+        _echo_json(_dumped(added))
+        return
+    click.echo(f"added endpoint {added.id}; its secret (shown this once): {added.secret}")
+
+
+@webhooks_group.command("remove")
+@click.argument("endpoint_id", type=click.IntRange(1))
+def webhooks_remove(endpoint_id: int) -> None:
+    """Stop sending events to an endpoint; its undelivered messages go with it."""
+    try:
+        webhooks.remove_endpoint(endpoint_id)
+    except ApiError as error:
+        _fail(error)
+    db.session.commit()
+    click.echo(f"removed endpoint {endpoint_id}")
+
+
+@webhooks_group.command("messages")
+@limit_option
+@json_option
+def webhooks_messages(limit: int, as_json: bool) -> None:
+    """The newest messages, delivered, failing or waiting."""
+    found = admin.webhook_deliveries(limit)
+    if as_json:
+        _echo_json(_dumped(found))
+        return
+    for m in found.messages:
+        detail = m.deliveredAt if m.state == "delivered" else (m.lastError or "")
+        click.echo(f"{m.queuedAt}\t{m.type}\t{m.endpoint}\t{m.state}\t{detail}".rstrip())

@@ -211,3 +211,44 @@ def test_a_database_without_tables_is_one_line_naming_the_fix(
         assert result.output.startswith("Error: the database cannot be used (no such table: ")
         assert "run `flask db upgrade`" in result.output
         assert len(result.output.splitlines()) == 1
+
+
+def test_webhook_endpoints_are_managed_as_through_the_admin_api(
+    runner: FlaskCliRunner, admin: Admin
+) -> None:
+    added = runner.invoke(
+        args=["passes", "webhooks", "add", "https://hooks.example.com/in?key=k1"]
+        + ["--event", "pass.registered", "--json"]
+    )
+    assert added.exit_code == 0, added.output
+    endpoint = json.loads(added.output)
+    assert endpoint["secret"].startswith("whsec_") and endpoint["events"] == ["pass.registered"]
+
+    listed = runner.invoke(args=["passes", "webhooks", "list", "--json"])
+    assert json.loads(listed.output) == admin.get("/api/webhooks").get_json()
+    text = runner.invoke(args=["passes", "webhooks", "list"]).output
+    assert f"{endpoint['id']}\thttps://hooks.example.com/in?…\tpass.registered" in text
+    assert "k1" not in text and endpoint["secret"] not in text
+
+    messages = runner.invoke(args=["passes", "webhooks", "messages", "--json"])
+    assert json.loads(messages.output) == admin.get("/api/webhooks/messages").get_json()
+
+    removed = runner.invoke(args=["passes", "webhooks", "remove", endpoint["id"]])
+    assert removed.exit_code == 0 and admin.get("/api/webhooks").get_json()["endpoints"] == []
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["add", "ftp://example.com/hook"], "$.url"),
+        (["add", "https://example.com/hook", "--secret", "short"], "$.secret"),
+        (["add", "https://example.com/hook", "--event", "pass.eaten"], "pass.eaten"),
+        (["remove", "999"], "no webhook endpoint has this id"),
+    ],
+)
+def test_bad_webhook_commands_are_one_line_errors(
+    runner: FlaskCliRunner, args: list[str], says: str
+) -> None:
+    result = runner.invoke(args=["passes", "webhooks", *args])
+    assert result.exit_code != 0
+    assert says in result.output and "Traceback" not in result.output
