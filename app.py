@@ -177,12 +177,12 @@ def config_from_environment(instance_path: str) -> dict[str, Any]:
         # while it is sent. Small, so that a killed worker keeps few devices waiting.
         "PUSH_BATCH_SIZE": number_setting(env, "PUSH_BATCH_SIZE", 1000, minimum=1),
         "PUSH_LEASE_SECONDS": number_setting(env, "PUSH_LEASE_SECONDS", 30.0, minimum=1),
-        # Pushes per second per process (0: unpaced). Each woken phone calls the web service
-        # back at once, so this is what the web tier can serve. Two gunicorn workers on two
-        # cores serve 150 phones a second that each download a freshly signed pass with
-        # room to spare directly, and just not behind PgBouncer on the same machine
-        # (bench/fanout.py, BENCHMARKS.md). Raise it with the web tier.
-        "PUSH_RATE": number_setting(env, "PUSH_RATE", 150.0),
+        # How pushes are paced to what the web tier serves (passes/pacing.py). The callback
+        # window keeps phones from queueing more than this many seconds at the web tier
+        # (0: no window); PUSH_RATE caps pushes per second per process (0: no cap).
+        # bench/fanout.py's figures for both are in BENCHMARKS.md.
+        "PUSH_QUEUE_SECONDS": number_setting(env, "PUSH_QUEUE_SECONDS", 0.5),
+        "PUSH_RATE": number_setting(env, "PUSH_RATE", 0.0),
         "PUSH_POLL_SECONDS": number_setting(env, "PUSH_POLL_SECONDS", 0.5, minimum=0.1),
         # Opens /metrics to a scraper sending it as a bearer token; unset, /metrics is a 404.
         "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,

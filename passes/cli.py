@@ -393,7 +393,7 @@ def push_command(serial: str | None, pass_type_id: str | None, everything: bool)
         pending = pushing.pending_count()
         click.echo(f"{touched} passes marked changed; {pending} devices to push")
         if current_app.config["PUSH_MODE"] == "worker":
-            # Sending from here as well would push at twice PUSH_RATE beside the workers,
+            # Sending from here as well would push at twice the pace beside the workers,
             # and wake phones faster than the web tier serves them (bench/fanout.py).
             click.echo("the workers (flask passes worker) send them")
             return

@@ -11,8 +11,8 @@ crash after commit loses nothing. A drain repeats three steps, one after the oth
 A worker holds one batch at a time, for one short lease. Killed, its devices go to another
 worker when the lease runs out, and at most that batch is pushed twice: at least once, never
 dropped. Stopped (SIGTERM), it hands back what it could not finish. A database outage pauses
-it until the database returns. PUSH_RATE spreads the pushes out, since every phone woken
-calls the web service back.
+it until the database returns. passes/pacing.py spreads the pushes out, since every phone
+woken calls the web service back.
 """
 
 from __future__ import annotations
@@ -20,12 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random
 import threading
-import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,9 +32,10 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 
 from models import Device, PendingPush, PushOutcomeCount, db, utcnow
-from passes import context, delivery, outages, webhooks
+from passes import context, delivery, outages, pacing, webhooks
 from passes.apns import ApnsClient, ApnsSettings, CertificateRejected, Outcome, PushResult
 from passes.outages import DATABASE_DOWN, Outage
+from passes.pacing import Pacer
 from passes.store import dialect_insert
 
 log = logging.getLogger(__name__)
@@ -48,7 +47,6 @@ RETRY_CAP = timedelta(hours=1)
 # On SIGTERM a batch in flight gets this long to be answered before it is handed back:
 # enough for APNs to answer a batch, well within the 30 s Heroku allows before SIGKILL.
 STOP_GRACE_SECONDS = 3.0
-Pause = Callable[[asyncio.Event, float], Awaitable[bool]]
 
 
 @dataclass
@@ -292,47 +290,6 @@ def _count_outcomes(connection: sa.Connection, summary: PushSummary, now: dateti
         connection.execute(upsert)
 
 
-class Pacer:
-    """At most `rate` pushes a second (PUSH_RATE; 0: as fast as APNs takes them).
-
-    Every phone woken by a push calls the web service back at once, so the rate is what the
-    web tier can serve. A batch of n pushes started at t lets the next start at t + n / rate,
-    and a batch holds at most STEP seconds' worth, so the phones call in small steps instead
-    of in bursts that queue at the web tier (bench/fanout.py: a second's worth at once put
-    the p99 of device requests above a second). A batch that took longer than its share
-    earns no credit.
-    """
-
-    STEP = 0.2  # seconds of pushes per batch; five claims a second cost the database little
-
-    def __init__(
-        self,
-        rate: float,
-        clock: Callable[[], float] = time.monotonic,
-        pause: Pause = outages.pause,
-    ) -> None:
-        self.rate = rate
-        self.clock = clock  # the tests bring their own clock and pause instead of waiting
-        self.pause = pause
-        self.next_start = -math.inf
-
-    def batch_size(self, limit: int) -> int:
-        if not self.rate:
-            return limit
-        return max(1, min(limit, int(self.rate * self.STEP)))
-
-    async def wait(self, stop: asyncio.Event) -> bool:
-        """Wait for the next batch's turn; True when asked to stop."""
-        delay = self.next_start - self.clock()
-        if delay > 0:
-            return await self.pause(stop, delay)
-        return stop.is_set()
-
-    def started(self, pushes: int) -> None:
-        if self.rate:
-            self.next_start = self.clock() + pushes / self.rate
-
-
 class Drainer:
     """Sends what is queued over one APNs client: claim, send, finish, one after the other."""
 
@@ -374,7 +331,7 @@ class Drainer:
             db.engine,
             batch_size=config["PUSH_BATCH_SIZE"],
             lease=timedelta(seconds=config["PUSH_LEASE_SECONDS"]),
-            pacer=pacer or Pacer(config["PUSH_RATE"]),
+            pacer=pacer or pacing.from_config(config, db.engine),
             stop=stop,
             outage=outage,
         )
@@ -390,7 +347,7 @@ class Drainer:
             self.outage.over()
             if not claimed.versions:
                 break
-            self.pacer.started(len(claimed.devices_by_token))
+            self.pacer.started([d for ds in claimed.devices_by_token.values() for d in ds])
             batch = await self._push(claimed)
             summary.add(batch)
             if progress:
@@ -526,7 +483,9 @@ class InlinePusher:
 
     def __init__(self, app: Flask) -> None:
         self.app = app
-        self.pacer = Pacer(app.config["PUSH_RATE"])  # one pace across the process's drains
+        # One pace across the process's drains.
+        with app.app_context():
+            self.pacer = pacing.from_config(app.config, db.engine)
         self._lock = threading.Lock()
         self._again = threading.Event()
         self._thread: threading.Thread | None = None

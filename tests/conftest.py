@@ -62,7 +62,9 @@ def base_config(chain_files: dict[str, Path], database_uri: str) -> dict[str, An
         "PASS_CERTIFICATE_PASSWORD": P12_PASSWORD,
         "WWDR_CERTIFICATE": str(chain_files["wwdr"]),
         "PUSH_MODE": "off",
-        "PUSH_RATE": 0,  # unpaced unless a test paces it (tests/test_pacing.py)
+        # Unpaced unless a test paces it (tests/test_pacing.py).
+        "PUSH_RATE": 0,
+        "PUSH_QUEUE_SECONDS": 0,
     }
 
 

@@ -1,16 +1,20 @@
-"""PUSH_RATE: pushes spread over time, checked on a clock the test drives (no waiting)."""
+"""Pacing: PUSH_RATE and the callback window, checked on a clock the test drives (no waiting)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 
+from models import Device, db, utcnow
 from passes import pushing
-from passes.pushing import Pacer
+from passes.pacing import CallbackPace, Pacer, listed_since
 from tests.apns_server import FakeApns
+from tests.delivery_phones import Phone, create_pass, phone, states
 from tests.pushes import patch, pending, seed_devices, wait_until
 
 
@@ -41,15 +45,15 @@ def test_the_next_batch_starts_when_the_last_ones_pushes_are_due() -> None:
     clock = FakeClock()
     pacer = Pacer(100, clock=clock, pause=clock.pause)
     stop = asyncio.Event()
-    pacer.started(100)  # at t=0: the next batch may start at t=1
+    pacer.started(list(range(100)))  # at t=0: the next batch may start at t=1
     clock.now = 0.25  # sending took a quarter of a second
     assert asyncio.run(pacer.wait(stop)) is False
     assert clock.pauses == [0.75]
-    pacer.started(40)  # at t=1: next at t=1.4
+    pacer.started(list(range(40)))  # at t=1: next at t=1.4
     clock.now = 3.0  # this batch took far longer than its share...
     asyncio.run(pacer.wait(stop))
     assert clock.pauses == [0.75]  # ...so the next starts at once,
-    pacer.started(100)
+    pacer.started(list(range(100)))
     asyncio.run(pacer.wait(stop))
     assert clock.pauses == [0.75, 1.0]  # but the lateness buys no burst after it
 
@@ -89,3 +93,206 @@ def test_the_inline_pusher_keeps_the_pace(make_app: Callable[..., Flask], apns: 
     # The drain ends after a last pause, when it looks again and finds nothing left.
     wait_until(lambda: pending(app) == 0 and len(clock.pauses) >= 13, timeout=30)
     assert clock.pauses == pytest.approx([0.2] * 12 + [0.1])  # 12 batches of 8, then 4
+
+
+# --- the callback window --------------------------------------------------------------------
+
+EPOCH = datetime(2026, 11, 30, 12, tzinfo=UTC)
+
+
+class Listings:
+    """A window's answers as the test decides them: when each device last listed."""
+
+    def __init__(self) -> None:
+        self.at: dict[int, datetime] = {}
+        self.down = False
+
+    def __call__(self, devices: Sequence[int], since: datetime) -> dict[int, datetime]:
+        if self.down:
+            raise sa.exc.OperationalError("SELECT", {}, Exception("connection refused"))
+        return {d: self.at[d] for d in devices if d in self.at and self.at[d] >= since}
+
+    def call_back(self, devices: Iterable[int], seconds: float) -> None:
+        """These devices list `seconds` after EPOCH."""
+        for device in devices:
+            self.at[device] = EPOCH + timedelta(seconds=seconds)
+
+
+def pace_on(clock: FakeClock, listings: Listings) -> CallbackPace:
+    return CallbackPace(
+        1.0, listings, clock=clock, now=lambda: EPOCH + timedelta(seconds=clock.now)
+    )
+
+
+def test_the_pace_grows_while_phones_call_back_promptly() -> None:
+    clock, listings = FakeClock(), Listings()
+    pace = pace_on(clock, listings)
+    assert pace.rate == CallbackPace.START == 50
+    pace.sent(range(50))
+    listings.call_back(range(50), 0.1)
+    clock.now = 0.5
+    pace.adjust()
+    assert pace.rate == 50  # the web processes record lists once a second: not yet
+    clock.now = 1.0
+    pace.adjust()
+    assert pace.rate == 62.5
+    assert pace.waiting == {}
+
+
+def test_an_unused_pace_does_not_grow() -> None:
+    clock, listings = FakeClock(), Listings()
+    pace = pace_on(clock, listings)
+    pace.sent(range(10))  # a fifth of what the pace allowed in the second
+    listings.call_back(range(10), 0.1)
+    clock.now = 1.0
+    pace.adjust()
+    assert pace.rate == 50
+
+
+def test_phones_calling_back_a_queue_later_than_at_best_slow_the_pace_below_theirs() -> None:
+    clock, listings = FakeClock(), Listings()
+    pace = pace_on(clock, listings)  # PUSH_QUEUE_SECONDS 1
+    pace.sent(range(50))
+    listings.call_back(range(50), 0.1)  # the quickest: 0.1 s
+    clock.now = 1.0
+    pace.adjust()  # 62.5
+    pace.sent(range(50, 113))  # at t = 1
+    listings.call_back(range(50, 113), 1.5)  # 0.5 s: 0.4 s slower, no more than half of 1 s
+    clock.now = 2.0
+    pace.adjust()
+    assert pace.rate == 78.125
+    pace.sent(range(113, 200))  # at t = 2
+    listings.call_back(range(113, 150), 2.9)  # 0.9 s: within 1 s, but not within half
+    clock.now = 3.0
+    pace.adjust()
+    assert pace.rate == 78.125  # held
+    pace.sent(range(200, 280))  # at t = 3
+    listings.call_back(range(150, 200), 4.5)  # 2.5 s: 2.4 s of queueing at the web tier
+    clock.now = 4.0
+    pace.adjust()
+    # Called back lately: 50, 63, 37 and 50 a second; pushed at 0.8 of the last three's mean.
+    assert pace.rate == pytest.approx(0.8 * (63 + 37 + 50) / 3)
+    listings.call_back(range(200, 280), 6.0)  # 3 s: still queueing; more called back
+    clock.now = 5.0
+    pace.adjust()
+    assert pace.rate == pytest.approx(0.8 * (37 + 50 + 80) / 3)
+
+
+def test_phones_that_never_call_back_slow_nothing_down_and_are_forgotten() -> None:
+    clock, listings = FakeClock(), Listings()
+    pace = pace_on(clock, listings)
+    pace.sent(range(50))  # switched off, all of them
+    clock.now = 1.0
+    pace.adjust()
+    assert pace.rate == 62.5  # silence is no sign of queueing
+    clock.now = 2.0
+    pace.adjust()
+    assert len(pace.waiting) == 50
+    clock.now = CallbackPace.GIVE_UP_SECONDS + 0.5
+    pace.adjust()
+    assert pace.waiting == {}  # APNs keeps their pushes until they are back
+
+
+def test_a_database_outage_leaves_the_pace_as_it_was() -> None:
+    clock, listings = FakeClock(), Listings()
+    pace = pace_on(clock, listings)
+    pace.sent(range(50))
+    listings.call_back(range(50), 0.1)
+    listings.down = True
+    clock.now = 1.0
+    pace.adjust()
+    assert (pace.rate, len(pace.waiting)) == (50, 50)
+
+
+def test_the_pace_stays_under_push_rate() -> None:
+    clock, listings = FakeClock(), Listings()
+    pace = CallbackPace(1.0, listings, ceiling=55, clock=clock)
+    pace.sent(range(50))
+    clock.now = 1.0
+    pace.adjust()
+    assert pace.rate == 55
+
+
+def test_a_drain_follows_the_callback_pace() -> None:
+    clock, listings = FakeClock(), Listings()
+    pacer = Pacer(0, pace_on(clock, listings), clock=clock, pause=clock.pause)
+    stop = asyncio.Event()
+    assert pacer.batch_size(1000) == 10  # a fifth of a second at 50 a second
+    pacer.started(list(range(10)))
+    assert asyncio.run(pacer.wait(stop)) is False
+    assert clock.pauses == pytest.approx([0.2])
+
+
+def test_listed_since_finds_the_devices_whose_serial_list_came_after_a_moment(
+    push_app: Flask,
+) -> None:
+    create_pass(push_app, "pushed")
+    phones = [phone(push_app, index) for index in range(3)]
+    for one in phones:
+        assert one.register("pushed") == 201
+    phones[0].list_changed()
+    push_app.extensions["deliveries"].flush()
+    since = utcnow()
+    phones[1].list_changed()
+    push_app.extensions["deliveries"].flush()
+    with push_app.app_context():
+        ids = device_ids(phones)
+        found = listed_since(db.engine)(list(ids.values()), since)
+    assert set(found) == {ids[phones[1].library_id]}
+    assert found[ids[phones[1].library_id]] >= since
+
+
+class CallingBack(FakeClock):
+    """Time moves only in pauses, and in each pause the phones pushed since call back as
+    Wallet does (a serial list through the web service, recorded as the web processes do)."""
+
+    def __init__(self, app: Flask, apns: FakeApns, phones: list[Phone]) -> None:
+        super().__init__()
+        self.app, self.apns = app, apns
+        self.by_token = {one.push_token: one for one in phones}
+        self.called: set[str] = set()
+        self.pushed_before_callback: list[int] = []
+
+    async def pause(self, stop: asyncio.Event, seconds: float) -> bool:
+        tokens = [request.token for request in self.apns.requests]
+        for token in tokens:
+            if token not in self.called:
+                self.pushed_before_callback.append(len(tokens))
+                self.called.add(token)
+                self.by_token[token].woken()
+        self.app.extensions["deliveries"].flush()
+        return await super().pause(stop, seconds)
+
+
+def test_a_drain_paces_on_the_calls_back_of_real_phones(push_app: Flask, apns: FakeApns) -> None:
+    create_pass(push_app, "pushed")
+    phones = [phone(push_app, index) for index in range(12)]
+    for one in phones:
+        assert one.register("pushed") == 201
+    patch(push_app)
+    clock = CallingBack(push_app, apns, phones)
+    with push_app.app_context():
+        pace = CallbackPace(0.5, listed_since(db.engine), clock=clock)
+        pace.rate = 10  # two phones a batch
+        summary = pushing.drain_now(pacer=Pacer(0, pace, clock=clock, pause=clock.pause))
+    assert summary.sent == 12
+    assert states(push_app, "pushed") == {one.library_id: "current" for one in phones}
+    # Each phone's serial list, recorded by the web process, told the pace it called back
+    # (within moments: no queueing), and the pace grew as it was used.
+    clock.now += CallbackPace.ADJUST_SECONDS
+    pace.adjust()
+    assert pace.waiting == {}
+    assert pace.medians and max(pace.medians) < 5
+    assert pace.rate > 10
+    # Pushed in batches of a fifth of a second's worth: two at 10 a second, to begin with.
+    assert clock.pushed_before_callback[:2] == [2, 2]
+
+
+def device_ids(phones: list[Phone]) -> dict[str, int]:
+    """{library id: device row id}, in an app context."""
+    rows = db.session.execute(
+        sa.select(Device.device_library_identifier, Device.id).where(
+            Device.device_library_identifier.in_([one.library_id for one in phones])
+        )
+    )
+    return {library_id: pk for library_id, pk in rows}
