@@ -194,6 +194,16 @@ def _finish(engine: sa.Engine, claimed: _Claimed, results: list[PushResult]) -> 
     now = utcnow()
     with engine.begin() as connection:
         delivery.record_pushes(connection, claimed.devices_by_token, results, now)
+        # The batch's queue rows, locked at once in the order of their devices' ids, as a
+        # change queueing pushes takes them (store._enqueue_for); the statements below
+        # take them group by group. SQLite has no row locks and one writer at a time.
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                sa.select(PendingPush.device_id)
+                .where(PendingPush.device_id.in_(claimed.versions))
+                .order_by(PendingPush.device_id)
+                .with_for_update()
+            )
         # Only the version we pushed: a row that a newer update bumped meanwhile stays. Rows
         # share a handful of versions, so one plain IN list per version is far cheaper than
         # a list of (device, version) pairs.

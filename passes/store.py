@@ -103,8 +103,10 @@ def _enqueue_for(registrations: Any, now: datetime) -> None:
         sa.literal(now, type_=PendingPush.created_at.type).label("created_at"),
     ).where(registrations)
     # DISTINCT: a device holding several of the passes must appear once, as PostgreSQL's
-    # ON CONFLICT cannot update one row twice in a statement.
-    devices = devices.distinct()
+    # ON CONFLICT cannot update one row twice in a statement. In the order of the devices'
+    # ids, as the worker locks the rows it finishes: in any other order, a change and a
+    # finishing batch could each hold a row the other waits for (one of them a 500).
+    devices = devices.distinct().order_by(Registration.device_id)
     insert = dialect_insert(PendingPush).from_select(
         ["device_id", "version", "attempts", "due_at", "created_at"], devices
     )

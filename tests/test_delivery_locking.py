@@ -78,9 +78,16 @@ def waiting_for_locks(app: Flask) -> int:
 
 
 def collide(app: Flask, row: int, *sides: Callable[[], Any]) -> list[BaseException]:
-    """Run the sides at once, each stopped at `row` (locked meanwhile by a third transaction,
-    as a phone's download locks one) with the rows before it in its order locked, then let
-    them go on: sides that lock in different orders now hold what the other needs."""
+    """Run the sides at once, each stopped at registration `row` (locked meanwhile by a third
+    transaction, as a phone's download locks one) with the rows before it in its order
+    locked, then let them go on: sides that lock in different orders now hold what the
+    other needs."""
+    lock = sa.select(Registration.id).where(Registration.id == row).with_for_update()
+    return collide_at(app, lock, *sides)
+
+
+def collide_at(app: Flask, lock: sa.Select[Any], *sides: Callable[[], Any]) -> list[BaseException]:
+    """collide(), stopping the sides at the row that `lock` locks."""
     errors: list[BaseException] = []
 
     def run(side: Callable[[], Any]) -> None:
@@ -90,7 +97,7 @@ def collide(app: Flask, row: int, *sides: Callable[[], Any]) -> list[BaseExcepti
             errors.append(error)
 
     with app.app_context(), db.engine.connect() as blocker:
-        blocker.execute(sa.select(Registration.id).where(Registration.id == row).with_for_update())
+        blocker.execute(lock)
         threads = [threading.Thread(target=run, args=(side,)) for side in sides]
         for thread in threads:
             thread.start()
