@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 
 from models import Device, PendingPush, PushOutcomeCount, db, utcnow
-from passes import context, delivery, outages, pacing, webhooks
+from passes import background, context, delivery, outages, pacing, webhooks
 from passes.apns import ApnsClient, ApnsSettings, CertificateRejected, Outcome, PushResult
 from passes.outages import DATABASE_DOWN, Outage
 from passes.pacing import Pacer
@@ -496,33 +495,18 @@ class InlinePusher:
         # One pace across the process's drains.
         with app.app_context():
             self.pacer = pacing.from_config(app.config, db.engine)
-        self._lock = threading.Lock()
-        self._again = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._rerun = background.Rerun(self._drain, "inline push")
 
     def __call__(self) -> None:
-        if context.runtime().credentials is None:
+        if context.runtime_of(self.app).credentials is None:
             return  # nothing can be pushed; the rows wait for a configured server
-        with self._lock:
-            self._again.set()
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, daemon=True)
-                self._thread.start()
+        self._rerun()
 
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                if not self._again.is_set():
-                    self._thread = None
-                    return
-                self._again.clear()
-            try:
-                with self.app.app_context():
-                    summary = drain_now(pacer=self.pacer)
-                    db.session.remove()
-                if summary.total:
-                    log.info("inline push: %s", summary.line())
-                if summary.removed or summary.failed:  # each is a webhook event
-                    context.runtime_of(self.app).deliver_webhooks()
-            except Exception:
-                log.exception("inline push failed; the pushes stay pending")
+    def _drain(self) -> None:
+        with self.app.app_context():
+            summary = drain_now(pacer=self.pacer)
+            db.session.remove()
+        if summary.total:
+            log.info("inline push: %s", summary.line())
+        if summary.removed or summary.failed:  # each is a webhook event
+            context.runtime_of(self.app).deliver_webhooks()

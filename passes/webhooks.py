@@ -26,7 +26,6 @@ import json
 import logging
 import random
 import secrets
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from flask import Flask, current_app
 from sqlalchemy.orm import Session, scoped_session
 
 from models import WEBHOOK_URL_LENGTH, WebhookEndpoint, WebhookMessage, db, utcnow
-from passes import after_commit, context
+from passes import after_commit, background, context
 from passes.errors import Conflict, NotFound
 from passes.outages import DATABASE_DOWN, Outage, pause
 
@@ -157,7 +156,7 @@ def emit(
         ]
     if rows:
         executor.execute(sa.insert(WebhookMessage), rows)
-        if not isinstance(executor, sa.Connection):  # the session: see InlineDeliverer
+        if not isinstance(executor, sa.Connection):  # the session: see deliver_after_commit
             after_commit.queue(INLINE_DELIVERY, context.runtime().deliver_webhooks)
     return len(rows)
 
@@ -521,47 +520,20 @@ def next_due(engine: sa.Engine) -> datetime | None:
         return connection.scalar(sa.select(sa.func.min(WebhookMessage.due_at)))
 
 
-class InlineDeliverer:
-    """Delivers from the web process after a commit that queued messages (PUSH_MODE=inline,
-    the SQLite default, which runs no worker). One thread at a time; while messages wait for
-    a retry it stays, sleeping until the next is due."""
-
-    LONGEST_NAP = 60.0  # seconds: notices a message queued by another process in time
-
-    def __init__(self, app: Flask) -> None:
-        self.app = app
-        self._lock = threading.Lock()
-        self._again = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def __call__(self) -> None:
-        with self._lock:
-            self._again.set()
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            self._again.clear()
-            try:
-                deliver_now(self.app)
-                with self.app.app_context():
-                    due = next_due(db.engine)
-            except Exception:
-                log.exception("inline webhook delivery failed; the messages stay queued")
-                due = None
-            with self._lock:
-                if due is None and not self._again.is_set():
-                    self._thread = None
-                    return
-            wait = self.LONGEST_NAP
-            if due is not None:
-                wait = min(wait, max(0.0, (due - utcnow()).total_seconds()))
-            self._again.wait(wait)
+LONGEST_NAP = 60.0  # seconds: notices a message queued by another process in time
 
 
 def deliver_after_commit(app: Flask) -> None:
     """Deliver from this web process after each commit that queued messages (emit() queues
-    the job in the session: passes/after_commit.py)."""
-    context.runtime_of(app).deliver_webhooks = InlineDeliverer(app)
+    the job in the session: passes/after_commit.py; PUSH_MODE=inline, which runs no
+    worker). While messages wait for a retry, it looks again when the next is due."""
+
+    def deliver() -> float | None:
+        deliver_now(app)
+        with app.app_context():
+            due = next_due(db.engine)
+        if due is None:
+            return None
+        return min(LONGEST_NAP, max(0.0, (due - utcnow()).total_seconds()))
+
+    context.runtime_of(app).deliver_webhooks = background.Rerun(deliver, "inline webhooks")

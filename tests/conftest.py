@@ -68,6 +68,25 @@ def base_config(chain_files: dict[str, Path], database_uri: str) -> dict[str, An
     }
 
 
+def process_env(
+    database_uri: str, chain_files: dict[str, Path], **settings: object
+) -> dict[str, str]:
+    """A production process's environment (a worker, gunicorn, a command) on the test
+    database, with `settings` added."""
+    return {
+        "PATH": os.environ["PATH"],
+        "APP_ENV": "production",
+        "DATABASE_URL": database_uri,
+        "SECRET_KEY": SECRET_KEY,
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        "PUBLIC_URL": PUBLIC_URL,
+        "PASS_CERTIFICATE": str(chain_files["pass_p12"]),
+        "PASS_CERTIFICATE_PASSWORD": P12_PASSWORD,
+        "WWDR_CERTIFICATE": str(chain_files["wwdr"]),
+        **{name: str(value) for name, value in settings.items()},
+    }
+
+
 @pytest.fixture(scope="session")
 def make_app(base_config: dict[str, Any]) -> Callable[..., Flask]:
     """Another app on the same database, with some settings changed."""

@@ -3,7 +3,6 @@ gunicorn workers, and figures read from the database."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from models import (
 )
 from passes import pushing
 from tests.apns_server import FakeApns
-from tests.conftest import ADMIN_TOKEN, P12_PASSWORD, PUBLIC_URL, SECRET_KEY
+from tests.conftest import process_env
 from tests.delivery_phones import create_pass, phone, record
 from tests.pushes import patch
 from tests.test_webservice import DEVICE
@@ -154,22 +153,15 @@ def gunicorn(
 ) -> Iterator[str]:
     """The Procfile's web process, two workers, with gunicorn.conf.py as production reads it."""
     port = free_port()
-    env = {
-        "PATH": os.environ["PATH"],
-        "APP_ENV": "production",
-        "DATABASE_URL": database_uri,
-        "SECRET_KEY": SECRET_KEY,
-        "ADMIN_TOKEN": ADMIN_TOKEN,
-        "PUBLIC_URL": PUBLIC_URL,
-        "PASS_CERTIFICATE": str(chain_files["pass_p12"]),
-        "PASS_CERTIFICATE_PASSWORD": P12_PASSWORD,
-        "WWDR_CERTIFICATE": str(chain_files["wwdr"]),
-        "METRICS_TOKEN": METRICS_TOKEN,
-        "PUSH_MODE": "off",
-        "WEB_CONCURRENCY": "2",
-        "PORT": str(port),
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-    }
+    env = process_env(
+        database_uri,
+        chain_files,
+        METRICS_TOKEN=METRICS_TOKEN,
+        PUSH_MODE="off",
+        WEB_CONCURRENCY=2,
+        PORT=port,
+        PROMETHEUS_MULTIPROC_DIR=tmp_path / "metrics",
+    )
     (tmp_path / "metrics").mkdir()
     (tmp_path / "metrics" / "counter_999999.db").write_bytes(b"left by an earlier run")
     log = (tmp_path / "gunicorn.log").open("wb")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -17,6 +20,7 @@ from passes import pushing
 from passes.apns import Outcome, PushResult
 from tests.apns_server import FakeApns, Reply, send_batch
 from tests.pushes import LEASE, patch, pending, seed_devices, token, wait_until
+from tests.test_worker import ROOT, pushing_env
 
 
 def test_a_change_is_pushed_to_every_device_with_apples_headers(
@@ -220,6 +224,27 @@ def test_push_command_sends_itself_beside_an_inline_pusher(
     assert result.exit_code == 0, result.output
     # All of them by the command, with its progress bar; none by the inline pusher.
     assert "sent 3, tokens removed 0, failed 0" in result.output
+    assert len(apns.requests) == 3
+    assert pending(app) == 0
+
+
+def test_a_command_in_inline_mode_pushes_before_its_process_exits(
+    app: Flask, database_uri: str, chain_files: dict[str, Path], apns: FakeApns
+) -> None:
+    seed_devices(app, 3)
+    env = pushing_env(database_uri, chain_files, apns, PUSH_MODE="inline")
+    command = ["passes", "update", "pushed", "--data", '{"logoText": "from the shell"}']
+    done = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app:create_app", *command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    # The commit started the inline pusher; the process waited for it before exiting.
     assert len(apns.requests) == 3
     assert pending(app) == 0
 

@@ -26,7 +26,7 @@ from models import PendingPush, db, utcnow
 from passes import outages, pushing
 from passes.apns import ApnsClient
 from tests.apns_server import NO_ANSWER, OK, FakeApns
-from tests.conftest import ADMIN_TOKEN, P12_PASSWORD, PUBLIC_URL, SECRET_KEY
+from tests.conftest import process_env
 from tests.pgbouncer import PgBouncer
 from tests.pushes import patch, pending, seed_devices, token
 
@@ -69,6 +69,22 @@ class Worker:
             raise AssertionError(f"worker still running {timeout:g} s after {signum}") from None
 
 
+def pushing_env(
+    database_uri: str, chain_files: dict[str, Path], apns: FakeApns, **settings: object
+) -> dict[str, str]:
+    """A production process's environment that pushes to the fake APNs, unpaced unless a
+    test paces it (tests/test_pacing.py)."""
+    return process_env(
+        database_uri,
+        chain_files,
+        APNS_URL=apns.url,
+        APNS_CA_FILE=apns.ca_file,
+        PUSH_RATE=0,
+        PUSH_QUEUE_SECONDS=0,
+        **settings,
+    )
+
+
 @pytest.fixture
 def start_worker(
     database_uri: str, chain_files: dict[str, Path], apns: FakeApns, tmp_path: Path
@@ -77,23 +93,9 @@ def start_worker(
     workers: list[Worker] = []
 
     def start(**settings: object) -> Worker:
-        env = {
-            "PATH": os.environ["PATH"],
-            "APP_ENV": "production",
-            "DATABASE_URL": database_uri,
-            "SECRET_KEY": SECRET_KEY,
-            "ADMIN_TOKEN": ADMIN_TOKEN,
-            "PUBLIC_URL": PUBLIC_URL,
-            "PASS_CERTIFICATE": str(chain_files["pass_p12"]),
-            "PASS_CERTIFICATE_PASSWORD": P12_PASSWORD,
-            "WWDR_CERTIFICATE": str(chain_files["wwdr"]),
-            "APNS_URL": apns.url,
-            "APNS_CA_FILE": apns.ca_file,
-            "PUSH_MODE": "worker",
-            "PUSH_POLL_SECONDS": "0.1",
-            "PUSH_RATE": "0",  # unpaced unless a test paces it (tests/test_pacing.py)
-            **{name: str(value) for name, value in settings.items()},
-        }
+        env = pushing_env(
+            database_uri, chain_files, apns, PUSH_MODE="worker", PUSH_POLL_SECONDS=0.1, **settings
+        )
         worker = Worker(env, tmp_path / f"worker-{len(workers) + 1}.log")
         workers.append(worker)
         return worker
