@@ -74,14 +74,13 @@ def pushing_env(
 ) -> dict[str, str]:
     """A production process's environment that pushes to the fake APNs, unpaced unless a
     test paces it (tests/test_pacing.py)."""
+    unpaced = {"PUSH_RATE": 0, "PUSH_QUEUE_SECONDS": 0}
     return process_env(
         database_uri,
         chain_files,
         APNS_URL=apns.url,
         APNS_CA_FILE=apns.ca_file,
-        PUSH_RATE=0,
-        PUSH_QUEUE_SECONDS=0,
-        **settings,
+        **(unpaced | settings),
     )
 
 
