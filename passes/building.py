@@ -7,6 +7,7 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +31,145 @@ INJECTED_KEYS = (
 
 @dataclass(frozen=True)
 class Template:
-    """A template folder read into memory, with the digests of its files."""
+    """A template read into memory, with the digests of its files."""
 
     name: str
     pass_json: dict[str, Any]
     files: dict[str, bytes]
     digests: dict[str, str]
+
+    @cached_property
+    def has_placeholders(self) -> bool:
+        return _has_placeholders(self.pass_json)
+
+
+# --- per-pass values in a template's strings ------------------------------------------------
+#
+# A string anywhere in a template's pass.json (a value, never a key) may hold
+# `{{serialNumber}}` or `{{data.PATH}}`: PATH is a dotted path into the pass's own data (its
+# partial pass.json, e.g. `data.userInfo.memberId`; a whole number indexes a list). Spaces
+# inside the braces are allowed. A string value is put in as it is; any other value as its
+# JSON text (5, true, {"a": 1}). `\{{` is a literal `{{` (written "\\{{" in JSON). Only the
+# template's strings are filled: the pass's own data is never read as a template.
+PLACEHOLDER = re.compile(r"\\\{\{|\{\{(.*?)\}\}|\{\{", re.DOTALL)
+PLACEHOLDER_NAME = re.compile(r"serialNumber|data(?:\.[^.\s{}]+)+")
+
+
+class PlaceholderError(ValidationError):
+    """A placeholder that cannot be filled: the message names it and why."""
+
+
+def _has_placeholders(value: Any) -> bool:
+    if isinstance(value, str):
+        return "{{" in value
+    if isinstance(value, dict):
+        return any(_has_placeholders(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_placeholders(v) for v in value)
+    return False
+
+
+def _json_child(path: str, key: str) -> str:
+    # As validation.py writes paths, so that problems found there can be matched here.
+    return (
+        f"{path}.{key}"
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key)
+        else f"{path}[{json.dumps(key)}]"
+    )
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _lookup(data: Any, dotted: str) -> Any:
+    """The value at `dotted` (after `data.`) in the pass's data; KeyError names the step."""
+    value = data
+    for step in dotted.split("."):
+        if isinstance(value, dict) and step in value:
+            value = value[step]
+        elif isinstance(value, list) and step.isdigit() and int(step) < len(value):
+            value = value[int(step)]
+        else:
+            raise KeyError(step)
+    return value
+
+
+def _fill_string(text: str, path: str, serial_number: str, data: Mapping[str, Any] | None) -> str:
+    """`text` with its placeholders filled; `data` None checks their form only."""
+
+    def replace(match: re.Match[str]) -> str:
+        whole = match.group(0)
+        if whole == "\\{{":
+            return "{{"
+        if match.group(1) is None:
+            raise PlaceholderError(
+                "has a '{{' that starts no placeholder: close it with '}}', or write '\\{{' "
+                "for a literal '{{'",
+                path=path,
+            )
+        name = match.group(1).strip()
+        if not PLACEHOLDER_NAME.fullmatch(name):
+            raise PlaceholderError(
+                f"has the placeholder {whole}, which names nothing: use {{{{serialNumber}}}} "
+                "or {{data.some.key}} (a key of the pass's data)",
+                path=path,
+            )
+        if name == "serialNumber":
+            return serial_number
+        if data is None:
+            return whole
+        try:
+            return _as_text(_lookup(data, name.removeprefix("data.")))
+        except KeyError as missing:
+            raise PlaceholderError(
+                f"has the placeholder {whole}, but the pass's data has no "
+                f"{name.removeprefix('data.')} (no {missing.args[0]!r}); set it in the "
+                "pass's data",
+                path=path,
+            ) from None
+
+    return PLACEHOLDER.sub(replace, text)
+
+
+def fill_placeholders(
+    value: Any, serial_number: str, data: Mapping[str, Any] | None, path: str = "$"
+) -> Any:
+    """A template's pass.json with every placeholder filled for one pass (new containers
+    only where something changed). `data` None leaves `{{data...}}` as written and checks
+    only that each placeholder is well formed. PlaceholderError (400) names the first that
+    cannot be filled and where it is."""
+    if isinstance(value, str):
+        return _fill_string(value, path, serial_number, data) if "{{" in value else value
+    if isinstance(value, dict):
+        return {
+            k: fill_placeholders(v, serial_number, data, _json_child(path, k))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [
+            fill_placeholders(v, serial_number, data, f"{path}[{i}]") for i, v in enumerate(value)
+        ]
+    return value
+
+
+def data_placeholder_paths(value: Any, path: str = "$") -> set[str]:
+    """The JSON paths of strings holding a `{{data...}}` placeholder: what they become is
+    known only for each pass."""
+    found: set[str] = set()
+    if isinstance(value, str):
+        if any(
+            m.group(1) and m.group(1).strip().startswith("data.")
+            for m in PLACEHOLDER.finditer(value)
+        ):
+            found.add(path)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            found |= data_placeholder_paths(v, _json_child(path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found |= data_placeholder_paths(v, f"{path}[{i}]")
+    return found
 
 
 class TemplateStore:
@@ -145,8 +279,14 @@ def assemble(
     own_files: Mapping[str, bytes],
     identity: Identity,
 ) -> tuple[dict[str, bytes], dict[str, str]]:
-    """All files of the pass (pass.json included) and the digests already known."""
-    pass_json = merge_patch(template.pass_json if template else {}, dict(data))
+    """All files of the pass (pass.json included) and the digests already known.
+
+    The template's placeholders are filled from the pass's serial number and data before
+    the data is merged over it (PlaceholderError when one cannot be)."""
+    base: dict[str, Any] = template.pass_json if template else {}
+    if template is not None and template.has_placeholders:
+        base = fill_placeholders(base, identity.serial_number, data, "$")
+    pass_json = merge_patch(base, dict(data))
     pass_json["passTypeIdentifier"] = identity.pass_type_identifier
     pass_json["teamIdentifier"] = identity.team_identifier
     pass_json["serialNumber"] = identity.serial_number

@@ -39,6 +39,7 @@ from passes.building import (
     assemble,
     check_file_name,
     check_partial_pass,
+    fill_placeholders,
     merge_patch,
 )
 from passes.errors import Conflict, NotFound, ValidationError
@@ -275,7 +276,10 @@ def pass_json(pass_: Pass) -> dict[str, Any]:
     """The pass's data merged over its template's pass.json, without the keys the service
     sets: what the pass says, read without building its package."""
     template = _template_of(pass_)
-    return merge_patch(template.pass_json if template else {}, dict(pass_.data))
+    base = template.pass_json if template else {}
+    if template is not None and template.has_placeholders:
+        base = fill_placeholders(base, pass_.serial_number, pass_.data)
+    return merge_patch(base, dict(pass_.data))
 
 
 def pass_files(pass_: Pass) -> dict[str, bytes]:
