@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 from passes.errors import ValidationError
-from passes.signing import sha1_hex
 from passes.validation import json_limit_problems
 
 TEMPLATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -172,52 +171,30 @@ def data_placeholder_paths(value: Any, path: str = "$") -> set[str]:
     return found
 
 
-class TemplateStore:
-    """Templates from a folder, read once and read again when the folder changes."""
+class TemplateCache:
+    """Template versions read from the database, kept by version id (thread-safe LRU).
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self._cache: dict[str, tuple[tuple[int, int], Template]] = {}
+    A version never changes once written and its id is never reused, so an entry is never
+    stale: a changed template is a new version, which passes name as they move to it.
+    """
+
+    def __init__(self, max_entries: int = 64) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[int, Template] = OrderedDict()
         self._lock = threading.Lock()
 
-    def names(self) -> list[str]:
-        if not self.folder.is_dir():
-            return []
-        return sorted(
-            entry.name
-            for entry in self.folder.iterdir()
-            if TEMPLATE_NAME.fullmatch(entry.name) and (entry / "pass.json").is_file()
-        )
-
-    def get(self, name: str) -> Template:
-        if not TEMPLATE_NAME.fullmatch(name):
-            raise ValidationError(f"no template named {name!r}", path="$.template")
-        folder = self.folder / name
-        try:
-            stamp = (folder.stat().st_mtime_ns, (folder / "pass.json").stat().st_mtime_ns)
-        except OSError:
-            raise ValidationError(
-                f"no template named {name!r}; templates: {', '.join(self.names()) or 'none'}",
-                path="$.template",
-            ) from None
+    def get(self, version_id: int, load: Callable[[], Template]) -> Template:
         with self._lock:
-            cached = self._cache.get(name)
-            if cached and cached[0] == stamp:
-                return cached[1]
-        template = _read_template(name, folder)
+            found = self._entries.get(version_id)
+            if found is not None:
+                self._entries.move_to_end(version_id)
+                return found
+        template = load()  # outside the lock: a query must not hold up other requests
         with self._lock:
-            self._cache[name] = (stamp, template)
+            self._entries[version_id] = template
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
         return template
-
-
-def _read_template(name: str, folder: Path) -> Template:
-    pass_json = json.loads((folder / "pass.json").read_text(encoding="utf-8"))
-    files: dict[str, bytes] = {}
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder).as_posix()
-        if path.is_file() and relative not in RESERVED_FILES and not path.name.startswith("."):
-            files[relative] = path.read_bytes()
-    return Template(name, pass_json, files, {n: sha1_hex(c) for n, c in files.items()})
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

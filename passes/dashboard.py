@@ -47,7 +47,6 @@ from models import (
     utcnow,
 )
 from passes import (
-    context,
     delivery,
     distribution,
     doctor,
@@ -355,10 +354,11 @@ def overview_page() -> str:
 @bp.route("/passes/new", methods=["GET", "POST"])
 def new_pass() -> Any:
     """A pass from a template: its fields as inputs, and JSON for anything else."""
-    templates = context.runtime().templates
-    names = templates.names()
+    names = store.template_names()
     chosen = request.values.get("template", names[0] if names else "")
-    template = templates.get(chosen) if chosen else None
+    template = (
+        store.template_of_version(store.current_template_version(chosen).id) if chosen else None
+    )
     base = template.pass_json if template else {}
     strings = distribution.localized_strings(template.files if template else {}, _languages())
     typed = None

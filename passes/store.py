@@ -26,8 +26,11 @@ from models import (
     Device,
     Pass,
     PassFile,
+    PassTemplate,
     PendingPush,
     Registration,
+    TemplateFile,
+    TemplateVersion,
     UpdateCounter,
     db,
     utcnow,
@@ -182,20 +185,21 @@ def create_pass(
             f"must be 1 to {SERIAL_NUMBER_LENGTH} characters of A-Z a-z 0-9 . _ ~ : @ + = -",
             path="$.serialNumber",
         )
-    if template is not None:
-        context.runtime().templates.get(template)
     for name in files or {}:
         if len(name) > FILE_NAME_LENGTH:  # a signed package's names come from its zip
             raise ValidationError(
                 f"file names have at most {FILE_NAME_LENGTH} characters", path=name
             )
     tag = _next_update_tag()
+    # After the lock: a template change committing meanwhile is seen, not missed.
+    version_id = None if template is None else current_template_version(template).id
     if find_pass(credentials.pass_type_identifier, serial_number) is not None:
         raise Conflict(f"a pass with serial number {serial_number} already exists")
     pass_ = Pass(
         pass_type_identifier=credentials.pass_type_identifier,
         serial_number=serial_number,
         template=template,
+        template_version_id=version_id,
         data=data,
     )
     pass_.files = [PassFile(name=n, content=c) for n, c in (files or {}).items() if c is not None]
@@ -266,10 +270,57 @@ def touch_pass(pass_: Pass) -> None:
     _enqueue_pushes(pass_.id)
 
 
+def template_names() -> list[str]:
+    return list(db.session.scalars(sa.select(PassTemplate.name).order_by(PassTemplate.name)))
+
+
+def current_template_version(name: str) -> TemplateVersion:
+    """The newest version of the template `name`, or a 400 listing the templates there are."""
+    found = db.session.scalar(
+        sa.select(TemplateVersion)
+        .join(PassTemplate)
+        .where(PassTemplate.name == name)
+        .order_by(TemplateVersion.version.desc())
+        .limit(1)
+    )
+    if found is None:
+        raise ValidationError(
+            f"no template named {name!r}; templates: {', '.join(template_names()) or 'none'}",
+            path="$.template",
+        )
+    return found
+
+
+def template_of_version(version_id: int) -> Template:
+    """A template version as building reads it: kept in the process under its id, which
+    names one content forever (models.TemplateVersion), so a hit costs no query."""
+    return context.runtime().templates.get(version_id, lambda: _load_template(version_id))
+
+
+def _load_template(version_id: int) -> Template:
+    name, pass_json = db.session.execute(
+        sa.select(PassTemplate.name, TemplateVersion.pass_json)
+        .join(TemplateVersion.template)
+        .where(TemplateVersion.id == version_id)
+    ).one()
+    rows = db.session.execute(
+        sa.select(TemplateFile.name, TemplateFile.content, TemplateFile.digest).where(
+            TemplateFile.version_id == version_id
+        )
+    ).all()
+    return Template(
+        name, pass_json, {n: c for n, c, _ in rows}, {n: digest for n, _, digest in rows}
+    )
+
+
 def _template_of(pass_: Pass) -> Template | None:
     if pass_.template is None:
         return None
-    return context.runtime().templates.get(pass_.template)
+    if pass_.template_version_id is None:
+        # Made before templates were kept in the database and not yet moved to one of
+        # its versions (importing the template does that).
+        return template_of_version(current_template_version(pass_.template).id)
+    return template_of_version(pass_.template_version_id)
 
 
 def pass_json(pass_: Pass) -> dict[str, Any]:
@@ -360,10 +411,10 @@ def committed_pkpass(pass_: Pass) -> bytes:
     Only for requests that change nothing: a version built inside a transaction that later
     rolls back would leave bytes under an update tag that the next change reuses.
     """
-    # Every change to a pass gives it a new update tag; a template edited on disk gives the
-    # store a new Template. Both are part of the version the bytes were made from (the
-    # entry holds the Template itself, compared by identity first, so it stays unambiguous).
-    version = (pass_.update_tag, pass_.updated_at, _template_of(pass_))
+    # Every change to a pass, its template's included, gives it a new update tag; the
+    # template version is part of the key all the same, so bytes are never served for
+    # another template content than the pass names.
+    version = (pass_.update_tag, pass_.updated_at, pass_.template, pass_.template_version_id)
     cache = context.runtime().signed
     pkpass = cache.get(pass_.id, version)
     if pkpass is None:
