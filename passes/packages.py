@@ -32,6 +32,9 @@ def read_zip(data: bytes) -> dict[str, bytes]:
     budget = MAX_UNCOMPRESSED
     files: dict[str, bytes] = {}
     for info in entries:
+        if info.filename in files:
+            # Which copy an unzip keeps differs from tool to tool: refuse, do not guess.
+            raise ValidationError(f"{info.filename} is in the zip twice")
         content = _read(archive, info, budget)
         budget -= len(content)
         files[info.filename] = content

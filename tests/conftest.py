@@ -167,6 +167,12 @@ class Admin:
     def get(self, url: str, **kwargs: Any) -> Any:
         return self.client.get(url, headers=self.headers, **kwargs)
 
+    def put(self, url: str, **kwargs: Any) -> Any:
+        return self.client.put(url, headers=self.headers, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> Any:
+        return self.client.delete(url, headers=self.headers, **kwargs)
+
     def create_pass(self, **body: Any) -> dict[str, Any]:
         response = self.post("/api/passes", json={"template": "storecard", **body})
         assert response.status_code == 201, response.get_json()
