@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from flask import Flask
-from flask.testing import FlaskClient
+from flask.testing import FlaskClient, FlaskCliRunner
 
 from models import Pass, PassTemplate, PendingPush, TemplateVersion, db
 from passes import packages, pass_templates
 from tests.conftest import Admin
 from tests.pkpass_tools import openssl_verify, pass_json, png_with_text, unzip
+from tests.test_cli import invoke
 from tests.test_webservice import auth, pass_url, register, serials_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -341,3 +342,72 @@ def test_a_pass_made_before_templates_were_kept_moves_to_the_imported_version(
     assert pass_json(admin.get(f"/api/passes/{TYPE}/old-1/pkpass").data)["serialNumber"] == "old-1"
     with app.app_context():
         assert db.session.scalar(sa.select(Pass.template_version_id)) is not None
+
+
+# --- flask passes templates ----------------------------------------------------------------
+
+
+def test_cli_puts_lists_shows_and_removes_templates_as_the_api_does(
+    runner: FlaskCliRunner, admin: Admin, tmp_path: Path
+) -> None:
+    designer = tmp_path / "Coupon.pkpasstemplate"
+    designer.mkdir()
+    for name, content in designer_files().items():
+        (designer / name).write_bytes(content)
+    put_folder = invoke(runner, "templates", "put", "coupon", str(designer))
+    assert put_folder.exit_code == 0, put_folder.output
+    assert "template coupon created; 0 pass(es) updated" in put_folder.output
+
+    archive = tmp_path / "coupon.zip"
+    archive.write_bytes(zipped(designer_files(description="Changed"), "Coupon.pkpasstemplate/"))
+    changed = invoke(runner, "templates", "put", "coupon", str(archive), "--json")
+    assert json.loads(changed.output)["version"] == 2
+
+    listed = invoke(runner, "templates", "list", "--json")
+    assert json.loads(listed.output) == admin.get("/api/templates").get_json()
+    assert "coupon\tversion 2" in invoke(runner, "templates", "list").output
+    shown = invoke(runner, "templates", "show", "coupon", "--json")
+    assert json.loads(shown.output) == admin.get("/api/templates/coupon").get_json()
+    assert (
+        "files:     icon.png, icon@2x.png" in invoke(runner, "templates", "show", "coupon").output
+    )
+
+    coupon(admin, "cli-1")
+    refused = invoke(runner, "templates", "remove", "coupon")
+    assert refused.exit_code == 1
+    assert refused.output.strip() == (
+        "error: 1 pass(es) are made from template coupon; delete or move them first"
+    )
+    missing = invoke(runner, "templates", "show", "nothing")
+    assert missing.exit_code == 1 and "no template named 'nothing'" in missing.output
+
+
+def test_cli_refuses_a_bad_template_in_lines(runner: FlaskCliRunner, tmp_path: Path) -> None:
+    (tmp_path / "bad.zip").write_bytes(b"not a zip")
+    result = invoke(runner, "templates", "put", "bad", str(tmp_path / "bad.zip"))
+    assert result.exit_code == 1 and result.output.strip() == "error: the body is not a zip file"
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "pass.json").write_text('{"formatVersion": 1}')
+    result = invoke(runner, "templates", "put", "broken", str(folder))
+    assert result.exit_code == 1
+    assert "icon.png" in result.output and "description" in result.output
+
+
+def test_cli_import_takes_new_and_changed_folders_only(
+    runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    folder = tmp_path / "Coupon.pkpasstemplate"  # named as Pass Designer names it
+    folder.mkdir()
+    for name, content in designer_files().items():
+        (folder / name).write_bytes(content)
+    imported = invoke(runner, "templates", "import", str(folder))
+    assert imported.output == "Coupon: version 1, 0 pass(es) updated\n"
+    assert invoke(runner, "templates", "import", str(folder)).output == "Coupon: unchanged\n"
+    assert invoke(runner, "templates", "import").output == "storecard: unchanged\n"
+    (folder / "icon.png").write_bytes(png_with_text(ICON, b"v2"))
+    changed = invoke(runner, "templates", "import", str(tmp_path))  # the folder of templates
+    assert changed.output == "Coupon: version 2, 0 pass(es) updated\n"
+    (tmp_path / "empty").mkdir()
+    empty = invoke(runner, "templates", "import", str(tmp_path / "empty"))
+    assert empty.exit_code == 1 and "no template folder" in empty.output
