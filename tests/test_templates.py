@@ -17,9 +17,10 @@ from flask.testing import FlaskClient, FlaskCliRunner
 
 from models import Pass, PassTemplate, PendingPush, TemplateVersion, db
 from passes import packages, pass_templates
-from tests.conftest import Admin
+from tests.conftest import ADMIN_TOKEN, Admin
 from tests.pkpass_tools import openssl_verify, pass_json, png_with_text, unzip
 from tests.test_cli import invoke
+from tests.test_dashboard import csrf_of, sign_in
 from tests.test_webservice import auth, pass_url, register, serials_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -411,3 +412,34 @@ def test_cli_import_takes_new_and_changed_folders_only(
     (tmp_path / "empty").mkdir()
     empty = invoke(runner, "templates", "import", str(tmp_path / "empty"))
     assert empty.exit_code == 1 and "no template folder" in empty.output
+
+
+# --- the dashboard's Templates page --------------------------------------------------------
+
+
+def test_the_dashboard_lists_templates_and_takes_an_upload(
+    make_app: Callable[..., Flask], admin: Admin
+) -> None:
+    browser = make_app().test_client()  # its own session cookies
+    assert sign_in(browser, ADMIN_TOKEN).status_code == 302
+    page = browser.get("/admin/templates").get_data(as_text=True)
+    assert "storecard" in page
+    upload = zipped(designer_files(), "Coupon.pkpasstemplate/")
+    form = {"csrf_token": csrf_of(page), "name": "coupon", "zip": (io.BytesIO(upload), "c.zip")}
+    done = browser.post("/admin/templates", data=form, content_type="multipart/form-data")
+    assert done.status_code == 302
+    listed = browser.get("/admin/templates").get_data(as_text=True)
+    assert "Template coupon created; 0 pass(es) use it" in listed
+    assert admin.get("/api/templates/coupon").status_code == 200
+
+    bad = {"csrf_token": csrf_of(page), "name": "other", "zip": (io.BytesIO(b"no"), "c.zip")}
+    refused = browser.post("/admin/templates", data=bad, content_type="multipart/form-data")
+    assert refused.status_code == 400
+    assert "the body is not a zip file" in refused.get_data(as_text=True)
+    broken = zipped({"pass.json": b'{"formatVersion": 1}'})
+    invalid = {"csrf_token": csrf_of(page), "name": "other", "zip": (io.BytesIO(broken), "b.zip")}
+    answer = browser.post("/admin/templates", data=invalid, content_type="multipart/form-data")
+    assert answer.status_code == 422 and "Nothing was saved" in answer.get_data(as_text=True)
+    forged = {"name": "other", "zip": (io.BytesIO(upload), "c.zip")}
+    assert browser.post("/admin/templates", data=forged).status_code in (400, 403)
+    assert admin.get("/api/templates/other").status_code == 404
