@@ -48,13 +48,14 @@ from passes.building import (
     fill_placeholders,
 )
 from passes.errors import Conflict, NotFound, ValidationError
+from passes.json_body import json_object
 from passes.signing import sha1_hex
 from passes.validation import (
     TOOLING_FILE,
     PassInvalid,
     Problem,
     Report,
-    json_limit_problems,
+    load_json,
     validate_package,
 )
 
@@ -152,16 +153,31 @@ def check_template(files: dict[str, bytes]) -> Checked:
                 f"The file name {name!r} cannot be part of a template.",
                 "Use names like icon.png, strip@2x.png or fr.lproj/pass.strings.",
             )
-    pass_json: Any = None
+    pass_json, unreadable = None, None
     if "pass.json" in files:
         try:
-            pass_json = json.loads(files["pass.json"])
-        except (ValueError, RecursionError):
-            pass_json = None  # validate_package below says what is wrong with it
-    limits = json_limit_problems(pass_json, "pass.json") if pass_json is not None else []
-    if limits:
-        report.errors.extend(limits)  # too deep or too large to walk: nothing more to say
-    elif isinstance(pass_json, dict):
+            # As strictly as a request body: it is stored and re-encoded for each pass, so
+            # a lone surrogate or a number past a double is refused here, not met later.
+            pass_json = json_object(files["pass.json"], "pass.json", "pass.json")
+        except ValidationError as error:
+            unreadable = Problem(
+                error.path or "pass.json",
+                f"{error.message}.",
+                "Escapes such as \\ud800 must come in pairs that make one character.",
+            )
+    if pass_json is None:
+        # What validation says of the package, pass.json's problem in its words if it has
+        # them (and the images' problems with it).
+        found = validate_package(files)
+        if unreadable and "pass.json" in files:
+            loaded = Report()
+            parsed = load_json(files["pass.json"], "pass.json", loaded)
+            if not loaded.errors and isinstance(parsed, dict):
+                # Read by validation, refused by the strict reader: a lone surrogate.
+                report.errors.append(unreadable)
+        report.errors.extend(found.errors)
+        report.warnings.extend(found.warnings)
+    else:
         try:
             filled = fill_placeholders(pass_json, SAMPLE_IDENTITY.serial_number, None)
         except PlaceholderError as error:
@@ -187,17 +203,9 @@ def check_template(files: dict[str, bytes]) -> Checked:
             for p in found.errors
             if p.path in per_pass
         )
-    else:
-        found = validate_package(files)
-        report.errors.extend(found.errors or [_not_an_object()])
-        report.warnings.extend(found.warnings)
     if report.errors:
         raise PassInvalid(report)
     return Checked(pass_json, {n: c for n, c in files.items() if n != "pass.json"}, report)
-
-
-def _not_an_object() -> Problem:
-    return Problem("pass.json", "pass.json is not a JSON object.", "Make it one: {...}.")
 
 
 def _identity() -> Identity:

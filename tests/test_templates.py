@@ -443,3 +443,49 @@ def test_the_dashboard_lists_templates_and_takes_an_upload(
     forged = {"name": "other", "zip": (io.BytesIO(upload), "c.zip")}
     assert browser.post("/admin/templates", data=forged).status_code in (400, 403)
     assert admin.get("/api/templates/other").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"[]",
+        b'"a string"',
+        b"{not json",
+        b'{"formatVersion": NaN}',
+        b'{"formatVersion": 1e999}',
+        b"[" * 5000 + b"]" * 5000,
+        b'{"a":' * 100 + b"1" + b"}" * 100,
+        b'{"description": "\\ud800"}',
+        b"\xff\xfe not utf-8",
+    ],
+)
+def test_a_hostile_pass_json_is_422_and_nothing_is_written(
+    app: Flask, admin: Admin, text: bytes
+) -> None:
+    response = put(admin, "hostile", zipped({**designer_files(), "pass.json": text}))
+    assert response.status_code == 422, response.get_json()
+    assert response.get_json()["errors"]
+    assert admin.get("/api/templates/hostile").status_code == 404
+
+
+def test_a_value_known_only_per_pass_is_checked_for_each_pass(admin: Admin) -> None:
+    dated = {**DESIGNER_PASS, "expirationDate": "{{data.userInfo.until}}"}
+    answer = put(
+        admin, "dated", zipped({**designer_files(), "pass.json": json.dumps(dated).encode()})
+    )
+    assert answer.status_code == 201, answer.get_json()
+    warned = [w for w in answer.get_json()["warnings"] if w["path"] == "$.expirationDate"]
+    assert warned and "each pass is checked with its own value" in warned[0]["message"]
+    good = {"userInfo": {"offer": "1", "until": "2027-01-31T23:59:00Z"}}
+    assert (
+        admin.post(
+            "/api/passes", json={"template": "dated", "serialNumber": "d-1", "pass": good}
+        ).status_code
+        == 201
+    )
+    bad = {"userInfo": {"offer": "1", "until": "next week"}}
+    refused = admin.post(
+        "/api/passes", json={"template": "dated", "serialNumber": "d-2", "pass": bad}
+    )
+    assert refused.status_code == 422
+    assert refused.get_json()["errors"][0]["path"] == "$.expirationDate"
