@@ -84,6 +84,13 @@ PASS_URL = "/passes/<passTypeIdentifier>/<serialNumber>"
 NO_SUCH_PASS = {404: error("No such pass.")}
 TOO_LARGE = {413: too_large("MAX_CONTENT_LENGTH (5 MiB by default)")}
 MALFORMED = {400: error("The body is malformed.")}
+# A zip as it is (a package, a template folder): no model reads it, passes/packages.py does.
+ZIP_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
 
 
 @bp.before_request
@@ -305,13 +312,7 @@ def bundle(body: BundleRequest) -> Response:
         422: INVALID_PASS,
         503: NO_CERTIFICATE,
     },
-    # A zip as it is: no model reads it (passes/packages.py does).
-    openapi_extensions={
-        "requestBody": {
-            "required": True,
-            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
-        }
-    },
+    openapi_extensions=ZIP_BODY,
 )
 def sign(query: SignQuery) -> Response:
     """Sign an unsigned pass package with this service's certificate"""
@@ -435,12 +436,6 @@ def log_entries(limit: int) -> list[LogEntry]:
 
 TEMPLATE_URL = "/templates/<name>"
 NO_SUCH_TEMPLATE = {404: error("No template has this name.")}
-ZIP_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
-    }
-}
 
 
 def _template_summary(template: PassTemplate, passes: int) -> dict[str, Any]:

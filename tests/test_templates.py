@@ -21,6 +21,7 @@ from tests.conftest import ADMIN_TOKEN, Admin
 from tests.pkpass_tools import openssl_verify, pass_json, png_with_text, unzip
 from tests.test_cli import invoke
 from tests.test_dashboard import csrf_of, sign_in
+from tests.test_verify import zip_pass as zipped
 from tests.test_webservice import auth, pass_url, register, serials_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,14 +54,6 @@ DESIGNER_PASS = {
 TOOLING = b'{"version": 1, "editor": "Pass Designer"}'
 
 
-def zipped(files: dict[str, bytes], prefix: str = "") -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in files.items():
-            archive.writestr(prefix + name, content)
-    return buffer.getvalue()
-
-
 def designer_files(**changes: Any) -> dict[str, bytes]:
     return {
         "pass.json": json.dumps({**DESIGNER_PASS, **changes}).encode(),
@@ -75,7 +68,7 @@ def put(admin: Admin, name: str, body: bytes) -> Any:
 
 
 def put_designer(admin: Admin, name: str = "coupon", **changes: Any) -> dict[str, Any]:
-    response = put(admin, name, zipped(designer_files(**changes), prefix="Coupon.pkpasstemplate/"))
+    response = put(admin, name, zipped(designer_files(**changes), folder="Coupon.pkpasstemplate/"))
     assert response.status_code in (200, 201), response.get_json()
     return response.get_json()
 
@@ -89,7 +82,7 @@ def coupon(admin: Admin, serial: str, offer: str = "2 for 1") -> dict[str, Any]:
 def test_a_pass_designer_template_becomes_passes_that_sign_and_verify(
     admin: Admin, chain_files: dict[str, Path], tmp_path: Path
 ) -> None:
-    response = put(admin, "coupon", zipped(designer_files(), prefix="Coupon.pkpasstemplate/"))
+    response = put(admin, "coupon", zipped(designer_files(), folder="Coupon.pkpasstemplate/"))
     assert response.status_code == 201, response.get_json()
     answer = response.get_json()
     assert answer["version"] == 1 and answer["changed"] is True
