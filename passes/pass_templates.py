@@ -75,6 +75,8 @@ SAMPLE_IDENTITY = Identity(
 )
 # Passes named in a refusal of a template change (all of them are counted).
 SHOWN_PASSES = 10
+# Versions kept of each template, the current one included (older ones are deleted).
+KEPT_VERSIONS = 10
 
 
 @dataclass(frozen=True)
@@ -279,6 +281,7 @@ def put_template(name: str, files: dict[str, bytes], source: str = UPLOAD) -> Ch
     db.session.add(version)
     db.session.flush()
     moved = _move_passes(name, version.id, tag)
+    _forget_old_versions(template, version.version)
     return Change(version, created=created, changed=True, passes=moved, report=checked.report)
 
 
@@ -338,6 +341,21 @@ def _move_passes(name: str, version_id: int, tag: int) -> int:
             Registration.pass_id.in_(sa.select(Pass.id).where(Pass.template == name)), now
         )
     return moved
+
+
+def _forget_old_versions(template: PassTemplate, newest: int) -> None:
+    """Keep the last KEPT_VERSIONS: each holds every file again, and no pass names an older
+    one (they all moved to the newest; one a request read just before is still kept)."""
+    in_use = sa.select(Pass.template_version_id).where(Pass.template_version_id.is_not(None))
+    db.session.execute(
+        sa.delete(TemplateVersion)
+        .where(
+            TemplateVersion.template_id == template.id,
+            TemplateVersion.version <= newest - KEPT_VERSIONS,
+            TemplateVersion.id.not_in(in_use),
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def remove_template(name: str) -> None:

@@ -482,3 +482,21 @@ def test_a_value_known_only_per_pass_is_checked_for_each_pass(admin: Admin) -> N
     )
     assert refused.status_code == 422
     assert refused.get_json()["errors"][0]["path"] == "$.expirationDate"
+
+
+def test_only_the_last_versions_are_kept(app: Flask, admin: Admin) -> None:
+    put_designer(admin)
+    coupon(admin, "keep-1")
+    for number in range(2, pass_templates.KEPT_VERSIONS + 3):
+        assert put_designer(admin, description=f"Version {number}")["version"] == number
+    with app.app_context():
+        kept = db.session.scalars(
+            sa.select(TemplateVersion.version)
+            .join(PassTemplate)
+            .where(PassTemplate.name == "coupon")
+            .order_by(TemplateVersion.version)
+        ).all()
+    newest = pass_templates.KEPT_VERSIONS + 2
+    assert kept == list(range(newest - pass_templates.KEPT_VERSIONS + 1, newest + 1))
+    pkpass = admin.get(f"/api/passes/{TYPE}/keep-1/pkpass").data
+    assert pass_json(pkpass)["description"] == f"Version {newest}"
