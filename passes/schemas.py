@@ -305,7 +305,7 @@ class NewPass(Body):
     template: str | None = Field(
         None,
         pattern=full_pattern(TEMPLATE_NAME),
-        description="A folder of PASS_TEMPLATES_DIR; none: data only.",
+        description="A template's name (GET /api/templates); none: data only.",
     )
     serialNumber: str | None = Field(
         None,
