@@ -263,7 +263,14 @@ def put_template(name: str, files: dict[str, bytes], source: str = UPLOAD) -> Ch
         template = PassTemplate(name=name)
         db.session.add(template)
         db.session.flush()
-    previous = template.versions[-1] if template.versions else None
+    # Read now, under the lock, whatever this session held before.
+    previous = db.session.scalar(
+        sa.select(TemplateVersion)
+        .where(TemplateVersion.template_id == template.id)
+        .order_by(TemplateVersion.version.desc())
+        .limit(1)
+        .execution_options(populate_existing=True)
+    )
     if previous is not None and previous.digest == digest:
         return Change(previous, created=False, changed=False, passes=0, report=checked.report)
     _check_passes_fill(name, checked.pass_json)
