@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
 from models import Pass, PassTemplate, PendingPush, TemplateVersion, db
-from passes import packages, pass_templates
+from passes import packages, pass_templates, store
 from tests.conftest import ADMIN_TOKEN, Admin
 from tests.pkpass_tools import openssl_verify, pass_json, png_with_text, unzip
 from tests.test_cli import invoke
@@ -500,3 +500,23 @@ def test_only_the_last_versions_are_kept(app: Flask, admin: Admin) -> None:
     assert kept == list(range(newest - pass_templates.KEPT_VERSIONS + 1, newest + 1))
     pkpass = admin.get(f"/api/passes/{TYPE}/keep-1/pkpass").data
     assert pass_json(pkpass)["description"] == f"Version {newest}"
+
+
+def test_a_template_version_is_read_once_per_process(
+    client: FlaskClient, admin: Admin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_designer(admin)
+    passes = [coupon(admin, f"once-{n}") for n in range(3)]
+    loads: list[int] = []
+    real = store._load_template
+
+    def counting(version_id: int) -> Any:
+        loads.append(version_id)
+        return real(version_id)
+
+    monkeypatch.setattr(store, "_load_template", counting)
+    put_designer(admin, description="Version 2")  # a version no process has read yet
+    for created in passes:
+        response = client.get(pass_url(created), headers=auth(created))
+        assert response.status_code == 200
+    assert len(loads) == 1
