@@ -31,11 +31,9 @@ from models import (
     FILE_NAME_LENGTH,
     Pass,
     PassTemplate,
-    Registration,
     TemplateFile,
     TemplateVersion,
     db,
-    utcnow,
 )
 from passes import context, packages, store
 from passes.building import (
@@ -252,7 +250,7 @@ def put_template(name: str, files: dict[str, bytes], source: str = UPLOAD) -> Ch
     # First: the update counter's lock orders this change with every change to a pass, and
     # with another put of the same template (two servers importing at once): the second
     # waits here, then finds the first's version below.
-    tag = store._next_update_tag()
+    tag = store.next_update_tag()
     template = db.session.scalar(
         sa.select(PassTemplate)
         .where(PassTemplate.name == name)
@@ -287,7 +285,7 @@ def put_template(name: str, files: dict[str, bytes], source: str = UPLOAD) -> Ch
     )
     db.session.add(version)
     db.session.flush()
-    moved = _move_passes(name, version.id, tag)
+    moved = store.move_to_template_version(name, version.id, tag)
     _forget_old_versions(template, version.version)
     return Change(version, created=created, changed=True, passes=moved, report=checked.report)
 
@@ -328,28 +326,6 @@ def _check_passes_fill(name: str, pass_json: dict[str, Any]) -> None:
         raise PassInvalid(Report(errors=problems))
 
 
-def _move_passes(name: str, version_id: int, tag: int) -> int:
-    """Every pass made from the template: its new version, and its devices' pushes."""
-    now = utcnow()
-    # As touch_all: the previous version may share this second (see models.Pass).
-    moved = db.session.execute(
-        sa.update(Pass)
-        .where(Pass.template == name)
-        .values(
-            template_version_id=version_id,
-            update_tag=tag,
-            updated_at=now,
-            shares_second_with_previous=True,
-        )
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if moved:
-        store._enqueue_for(
-            Registration.pass_id.in_(sa.select(Pass.id).where(Pass.template == name)), now
-        )
-    return moved
-
-
 def _forget_old_versions(template: PassTemplate, newest: int) -> None:
     """Keep the last KEPT_VERSIONS: each holds every file again, and no pass names an older
     one (they all moved to the newest; one a request read just before is still kept)."""
@@ -368,7 +344,7 @@ def _forget_old_versions(template: PassTemplate, newest: int) -> None:
 def remove_template(name: str) -> None:
     """Delete a template with all its versions; refused (409) while passes use it. The
     caller commits."""
-    store._next_update_tag()  # the same order as a change: no pass is made from it meanwhile
+    store.next_update_tag()  # the same order as a change: no pass is made from it meanwhile
     template = get_template(name)
     using = passes_using(name)
     if using:

@@ -69,7 +69,8 @@ def dialect_insert(table: Any, bind: sa.Connection | None = None) -> Any:
     return sqlite.insert(table)
 
 
-def _next_update_tag() -> int:
+def next_update_tag() -> int:
+    """The first step of every change (to a pass, or to a template its passes follow)."""
     # Takes the counter row's lock until commit: updates get tags in commit order, and
     # concurrent changes to one pass queue up here instead of overwriting each other.
     statement = (
@@ -190,7 +191,7 @@ def create_pass(
             raise ValidationError(
                 f"file names have at most {FILE_NAME_LENGTH} characters", path=name
             )
-    tag = _next_update_tag()
+    tag = next_update_tag()
     # After the lock: a template change committing meanwhile is seen, not missed.
     version_id = None if template is None else current_template_version(template).id
     if find_pass(credentials.pass_type_identifier, serial_number) is not None:
@@ -220,7 +221,7 @@ def update_pass(
     """Merge `data` into the pass, replace `files`, validate, and queue pushes; the caller
     commits. Returns the warnings."""
     patch = check_partial_pass({} if data is None else data)
-    tag = _next_update_tag()  # first: from here on no one else changes this pass
+    tag = next_update_tag()  # first: from here on no one else changes this pass
     pass_ = db.session.scalar(
         sa.select(Pass)
         .where(
@@ -266,7 +267,7 @@ def expire_pass(
 
 def touch_pass(pass_: Pass) -> None:
     """Count a change made elsewhere (for example a push requested by an admin)."""
-    _new_version(pass_, _next_update_tag())
+    _new_version(pass_, next_update_tag())
     _enqueue_pushes(pass_.id)
 
 
@@ -374,7 +375,7 @@ def personalize(pass_: Pass, info: dict[str, str]) -> bool:
     personalized pass; the caller commits. False if the pass is already personalized."""
     if pass_.personalized_at is not None:
         return False
-    tag = _next_update_tag()  # first, as in every change: the same lock order everywhere
+    tag = next_update_tag()  # first, as in every change: the same lock order everywhere
     # Once only: of requests racing here, the first to commit sets personalized_at and the
     # others' UPDATE, run after it, matches no row.
     claimed = db.session.execute(
@@ -430,7 +431,7 @@ def last_modified(updated_at: datetime) -> datetime:
 
 def touch_all(pass_type_identifier: str | None = None) -> int:
     """Mark every pass with devices (of one type, or all) changed; returns how many."""
-    tag = _next_update_tag()
+    tag = next_update_tag()
     now = utcnow()
     with_devices = sa.select(Registration.pass_id).distinct()
     query = sa.update(Pass).where(Pass.id.in_(with_devices))
@@ -443,6 +444,29 @@ def touch_all(pass_type_identifier: str | None = None) -> int:
     pass_ids = sa.select(Pass.id).where(Pass.update_tag == tag)
     _enqueue_for(Registration.pass_id.in_(pass_ids), now)
     return touched
+
+
+def move_to_template_version(template: str, version_id: int, tag: int) -> int:
+    """Every pass made from `template` moves to its new version with the update tag `tag`
+    (taken first, by the caller) and its devices are queued; returns how many moved."""
+    now = utcnow()
+    # As touch_all: the previous version may share this second (see models.Pass).
+    moved = db.session.execute(
+        sa.update(Pass)
+        .where(Pass.template == template)
+        .values(
+            template_version_id=version_id,
+            update_tag=tag,
+            updated_at=now,
+            shares_second_with_previous=True,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if moved:
+        _enqueue_for(
+            Registration.pass_id.in_(sa.select(Pass.id).where(Pass.template == template)), now
+        )
+    return moved
 
 
 def count_registrations(pass_: Pass) -> int:
