@@ -53,11 +53,24 @@ def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> bytes
 
 
 def read_folder(folder: Path) -> dict[str, bytes]:
-    files = {
-        path.relative_to(folder).as_posix(): path.read_bytes()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
+    """The files of a package folder, within the limits of an upload."""
+    files: dict[str, bytes] = {}
+    budget = MAX_UNCOMPRESSED
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file():
+            continue
+        if len(files) == MAX_FILES:
+            raise ValidationError(f"a pass package has at most {MAX_FILES} files")
+        name = path.relative_to(folder).as_posix()
+        try:
+            with path.open("rb") as file:
+                content = file.read(budget + 1)
+        except OSError as error:
+            raise ValidationError(f"{name} cannot be read ({error.strerror})") from None
+        if len(content) > budget:
+            raise ValidationError(f"the package holds more than {MAX_UNCOMPRESSED} bytes")
+        budget -= len(content)
+        files[name] = content
     return _without_ignored(files)
 
 

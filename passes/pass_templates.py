@@ -127,6 +127,8 @@ def read_upload(data: bytes) -> dict[str, bytes]:
 
 
 def read_folder(folder: Path) -> dict[str, bytes]:
+    if not (folder / "pass.json").is_file():
+        raise ValidationError(f"{folder} has no pass.json, so it is not a template folder")
     return without_tooling(packages.read_folder(folder))
 
 

@@ -520,3 +520,16 @@ def test_a_template_version_is_read_once_per_process(
         response = client.get(pass_url(created), headers=auth(created))
         assert response.status_code == 200
     assert len(loads) == 1
+
+
+def test_cli_refuses_a_folder_that_is_no_template_or_too_big(
+    runner: FlaskCliRunner, tmp_path: Path
+) -> None:
+    (tmp_path / "notes.txt").write_text("no pass here")
+    result = invoke(runner, "templates", "put", "notes", str(tmp_path))
+    assert result.exit_code == 1 and "has no pass.json" in result.output
+    (tmp_path / "pass.json").write_text("{}")
+    for number in range(packages.MAX_FILES + 1):
+        (tmp_path / f"{number}.png").write_bytes(b"")
+    result = invoke(runner, "templates", "put", "many", str(tmp_path))
+    assert result.output == f"error: a pass package has at most {packages.MAX_FILES} files\n"
