@@ -6,7 +6,7 @@ import json
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -81,7 +81,7 @@ def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def _lookup(data: Any, dotted: str) -> Any:
+def lookup(data: Any, dotted: str) -> Any:
     """The value at `dotted` (after `data.`) in the pass's data; KeyError names the step."""
     value = data
     for step in dotted.split("."):
@@ -119,7 +119,7 @@ def _fill_string(text: str, path: str, serial_number: str, data: Mapping[str, An
         if data is None:
             return whole
         try:
-            return _as_text(_lookup(data, name.removeprefix("data.")))
+            return _as_text(lookup(data, name.removeprefix("data.")))
         except KeyError as missing:
             raise PlaceholderError(
                 f"has the placeholder {whole}, but the pass's data has no "
@@ -152,23 +152,34 @@ def fill_placeholders(
     return value
 
 
-def data_placeholder_paths(value: Any, path: str = "$") -> set[str]:
-    """The JSON paths of strings holding a `{{data...}}` placeholder: what they become is
-    known only for each pass."""
-    found: set[str] = set()
+def _strings_with_braces(value: Any, path: str = "$") -> Iterator[tuple[str, str]]:
+    """(JSON path, text) of every string value holding "{{"."""
     if isinstance(value, str):
-        if any(
-            m.group(1) and m.group(1).strip().startswith("data.")
-            for m in PLACEHOLDER.finditer(value)
-        ):
-            found.add(path)
+        if "{{" in value:
+            yield path, value
     elif isinstance(value, dict):
         for k, v in value.items():
-            found |= data_placeholder_paths(v, _json_child(path, k))
+            yield from _strings_with_braces(v, _json_child(path, k))
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            found |= data_placeholder_paths(v, f"{path}[{i}]")
-    return found
+            yield from _strings_with_braces(v, f"{path}[{i}]")
+
+
+def _data_names(text: str) -> list[str]:
+    """The data paths (`userInfo.memberId`) the placeholders of `text` name."""
+    names = ((m.group(1) or "").strip() for m in PLACEHOLDER.finditer(text))
+    return [name.removeprefix("data.") for name in names if name.startswith("data.")]
+
+
+def data_placeholder_paths(value: Any) -> set[str]:
+    """The JSON paths of strings holding a `{{data...}}` placeholder: what they become is
+    known only for each pass."""
+    return {path for path, text in _strings_with_braces(value) if _data_names(text)}
+
+
+def data_placeholder_names(value: Any) -> set[str]:
+    """The data paths the placeholders of a template name."""
+    return {name for _, text in _strings_with_braces(value) for name in _data_names(text)}
 
 
 class TemplateCache:

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from models import (
     FILE_NAME_LENGTH,
     Pass,
+    PassFile,
     PassTemplate,
     TemplateFile,
     TemplateVersion,
@@ -41,9 +42,12 @@ from passes.building import (
     TEMPLATE_NAME,
     Identity,
     PlaceholderError,
+    Template,
     assemble,
+    data_placeholder_names,
     data_placeholder_paths,
     fill_placeholders,
+    lookup,
 )
 from passes.errors import Conflict, NotFound, ValidationError
 from passes.json_body import json_object
@@ -273,7 +277,7 @@ def put_template(name: str, files: dict[str, bytes], source: str = UPLOAD) -> Ch
     )
     if previous is not None and previous.digest == digest:
         return Change(previous, created=False, changed=False, passes=0, report=checked.report)
-    _check_passes_fill(name, checked.pass_json)
+    _check_passes(name, checked)
     version = TemplateVersion(
         template=template,
         version=(previous.version + 1) if previous else 1,
@@ -292,40 +296,81 @@ def put_template(name: str, files: dict[str, bytes], source: str = UPLOAD) -> Ch
     return Change(version, created=created, changed=True, passes=moved, report=checked.report)
 
 
-def _check_passes_fill(name: str, pass_json: dict[str, Any]) -> None:
-    """Refuse a template whose placeholders some of its passes cannot fill (their data
-    lacks the key): each pass must still build after the change."""
-    if not data_placeholder_paths(pass_json):
-        return
+def _check_passes(name: str, checked: Checked) -> None:
+    """Refuse a change that would leave passes made from the template invalid (their data
+    lacks a key a placeholder names, or no longer fits: a style changed under it), every
+    pass checked as it will be built. Passes whose data has the same shape (its keys and
+    kinds of values, and the values the placeholders take) build alike and are checked
+    once; a pass with files of its own is checked by itself."""
+    template = Template(name, checked.pass_json, checked.files, {})
+    placeholders = sorted(data_placeholder_names(checked.pass_json))
+    with_files = set(db.session.scalars(sa.select(PassFile.pass_id).distinct()))
+    groups: dict[str, list[tuple[int, str, str, dict[str, Any]]]] = {}
+    rows = db.session.execute(
+        sa.select(Pass.id, Pass.pass_type_identifier, Pass.serial_number, Pass.data).where(
+            Pass.template == name
+        )
+    ).yield_per(1000)
+    for pass_id, pass_type_identifier, serial_number, data in rows:
+        key = (
+            f"own files {pass_id}"
+            if pass_id in with_files
+            else json.dumps([_shape(data), [_value_at(data, p) for p in placeholders]])
+        )
+        groups.setdefault(key, []).append((pass_id, pass_type_identifier, serial_number, data))
     problems: list[Problem] = []
     failed = 0
-    rows = db.session.execute(
-        sa.select(Pass.serial_number, Pass.data).where(Pass.template == name)
-    ).yield_per(1000)
-    for serial_number, data in rows:
+    for members in groups.values():
+        pass_id, pass_type_identifier, serial_number, data = members[0]
+        own = {}
+        if pass_id in with_files:
+            own = dict(
+                db.session.execute(
+                    sa.select(PassFile.name, PassFile.content).where(PassFile.pass_id == pass_id)
+                ).all()
+            )
+        identity = store.identity_of(pass_type_identifier, serial_number)
         try:
-            fill_placeholders(pass_json, serial_number, data)
+            package, _ = assemble(template, data, own, identity)
+            errors = validate_package(package).errors
         except PlaceholderError as error:
-            failed += 1
-            if len(problems) < SHOWN_PASSES:
-                problems.append(
-                    Problem(
-                        f"pass {serial_number}: {error.path}",
-                        f"The value {error.message}.",
-                        "Give these passes the key first (PATCH their data), or change the "
-                        "placeholder.",
-                    )
-                )
+            errors = [Problem(error.path or "pass.json", f"The value {error.message}.", "")]
+        if not errors:
+            continue
+        failed += len(members)
+        for problem in errors[: max(0, SHOWN_PASSES - len(problems))]:
+            problems.append(
+                Problem(f"pass {serial_number}: {problem.path}", problem.message, problem.fix)
+            )
     if failed:
         problems.insert(
             0,
             Problem(
                 "pass.json",
-                f"{failed} pass(es) made from {name} cannot fill the template's placeholders.",
-                "Each is listed (the first ten); none was changed.",
+                f"{failed} pass(es) made from {name} would be invalid with this version; "
+                "nothing was changed.",
+                "Change those passes first (PATCH their data), or the template; the first "
+                f"{SHOWN_PASSES} problems are listed.",
             ),
         )
         raise PassInvalid(Report(errors=problems))
+
+
+def _shape(value: Any) -> Any:
+    """The value with every leaf replaced by its kind: what the data's structure is."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(v) for v in value]
+    return type(value).__name__
+
+
+def _value_at(data: Any, dotted: str) -> list[Any]:
+    """The value a placeholder takes, as a list that cannot be mistaken for absence."""
+    try:
+        return ["value", lookup(data, dotted)]
+    except KeyError:
+        return ["missing"]
 
 
 def _forget_old_versions(template: PassTemplate, newest: int) -> None:

@@ -340,17 +340,21 @@ def pass_files(pass_: Pass) -> dict[str, bytes]:
     return files
 
 
-def _assemble(pass_: Pass) -> tuple[dict[str, bytes], dict[str, str]]:
-    credentials = context.credentials()
-    identity = Identity(
-        pass_type_identifier=pass_.pass_type_identifier,
-        team_identifier=credentials.team_identifier,
-        serial_number=pass_.serial_number,
+def identity_of(pass_type_identifier: str, serial_number: str) -> Identity:
+    """What the service puts into the pass.json of this pass."""
+    return Identity(
+        pass_type_identifier=pass_type_identifier,
+        team_identifier=context.credentials().team_identifier,
+        serial_number=serial_number,
         web_service_url=context.web_service_url(),
         authentication_token=authentication_token(
-            current_app.config["SECRET_KEY"], pass_.pass_type_identifier, pass_.serial_number
+            current_app.config["SECRET_KEY"], pass_type_identifier, serial_number
         ),
     )
+
+
+def _assemble(pass_: Pass) -> tuple[dict[str, bytes], dict[str, str]]:
+    identity = identity_of(pass_.pass_type_identifier, pass_.serial_number)
     own_files = {f.name: f.content for f in pass_.files}
     files, digests = assemble(_template_of(pass_), pass_.data, own_files, identity)
     if pass_.personalized_at is not None:

@@ -17,6 +17,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 
 from models import Pass, PassTemplate, PendingPush, TemplateVersion, db
 from passes import packages, pass_templates, store
+from passes.validation import validate_package
 from tests.conftest import ADMIN_TOKEN, Admin
 from tests.pkpass_tools import openssl_verify, pass_json, png_with_text, unzip
 from tests.test_cli import invoke
@@ -533,3 +534,34 @@ def test_cli_refuses_a_folder_that_is_no_template_or_too_big(
         (tmp_path / f"{number}.png").write_bytes(b"")
     result = invoke(runner, "templates", "put", "many", str(tmp_path))
     assert result.output == f"error: a pass package has at most {packages.MAX_FILES} files\n"
+
+
+def test_a_template_change_that_would_leave_passes_invalid_is_refused(
+    app: Flask, admin: Admin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_designer(admin)
+    own = {"userInfo": {"offer": "1"}, "coupon": {"secondaryFields": [{"key": "s", "value": "x"}]}}
+    for serial in ("style-1", "style-2", "style-3"):
+        admin.create_pass(template="coupon", serialNumber=serial, **{"pass": own})
+    coupon(admin, "style-4")  # no coupon fields of its own: fine with any style
+    checked: list[str] = []
+    real = validate_package
+
+    def counting(files: dict[str, bytes]) -> Any:
+        checked.append(json.loads(files["pass.json"])["serialNumber"])
+        return real(files)
+
+    monkeypatch.setattr(pass_templates, "validate_package", counting)
+    # The style changes under the passes' own coupon fields: two styles, which Wallet refuses.
+    changed = {k: v for k, v in DESIGNER_PASS.items() if k != "coupon"}
+    changed["storeCard"] = DESIGNER_PASS["coupon"]
+    response = put(
+        admin, "coupon", zipped({**designer_files(), "pass.json": json.dumps(changed).encode()})
+    )
+    assert response.status_code == 422, response.get_json()
+    errors = response.get_json()["errors"]
+    assert "3 pass(es) made from coupon would be invalid" in errors[0]["message"]
+    assert errors[1]["path"].startswith("pass style-1: ")
+    # Passes whose data has one shape are checked once; the template itself first.
+    assert sorted(checked[1:]) == ["style-1", "style-4"]
+    assert admin.get("/api/templates/coupon").get_json()["version"] == 1
