@@ -277,7 +277,20 @@ def put_template(name: str, files: dict[str, bytes], source: str = UPLOAD) -> Ch
     )
     if previous is not None and previous.digest == digest:
         return Change(previous, created=False, changed=False, passes=0, report=checked.report)
-    _check_passes(name, checked)
+    try:
+        _check_passes(name, checked)
+    except PassInvalid as invalid:
+        if source != FOLDER:
+            raise
+        # A folder is what the deploy brought; its passes were served from it before
+        # templates were kept here. Refusing it would leave them with no template at all.
+        summary, *problems = invalid.report.errors
+        log.warning(
+            "template %s imported from its folder although %s: %s",
+            name,
+            summary.message.partition(";")[0],
+            "; ".join(f"{p.path}: {p.message}" for p in problems),
+        )
     version = TemplateVersion(
         template=template,
         version=(previous.version + 1) if previous else 1,
@@ -304,7 +317,11 @@ def _check_passes(name: str, checked: Checked) -> None:
     once; a pass with files of its own is checked by itself."""
     template = Template(name, checked.pass_json, checked.files, {})
     placeholders = sorted(data_placeholder_names(checked.pass_json))
-    with_files = set(db.session.scalars(sa.select(PassFile.pass_id).distinct()))
+    with_files = set(
+        db.session.scalars(
+            sa.select(PassFile.pass_id).join(Pass).where(Pass.template == name).distinct()
+        )
+    )
     groups: dict[str, list[tuple[int, str, str, dict[str, Any]]]] = {}
     rows = db.session.execute(
         sa.select(Pass.id, Pass.pass_type_identifier, Pass.serial_number, Pass.data).where(

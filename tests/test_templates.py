@@ -565,3 +565,24 @@ def test_a_template_change_that_would_leave_passes_invalid_is_refused(
     # Passes whose data has one shape are checked once; the template itself first.
     assert sorted(checked[1:]) == ["style-1", "style-4"]
     assert admin.get("/api/templates/coupon").get_json()["version"] == 1
+
+
+def test_a_changed_folder_is_imported_even_when_it_leaves_passes_invalid(
+    runner: FlaskCliRunner, admin: Admin, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "coupon"
+    folder.mkdir()
+    for name, content in designer_files().items():
+        (folder / name).write_bytes(content)
+    assert invoke(runner, "templates", "import", str(folder)).exit_code == 0
+    own = {"userInfo": {"offer": "1"}, "coupon": {"secondaryFields": [{"key": "s", "value": "x"}]}}
+    admin.create_pass(template="coupon", serialNumber="folder-1", **{"pass": own})
+    changed = {k: v for k, v in DESIGNER_PASS.items() if k != "coupon"}
+    changed["storeCard"] = DESIGNER_PASS["coupon"]
+    (folder / "pass.json").write_text(json.dumps(changed))
+    # The deploy's folder is what passes were served from before: imported, and said.
+    imported = invoke(runner, "templates", "import", str(folder))
+    assert imported.output == "coupon: version 2, 1 pass(es) updated\n"
+    assert "1 pass(es) made from coupon would be invalid with this version: pass folder-1: $:" in (
+        caplog.text
+    )
