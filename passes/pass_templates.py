@@ -324,9 +324,9 @@ def _check_passes(name: str, checked: Checked) -> None:
     )
     groups: dict[str, list[tuple[int, str, str, dict[str, Any]]]] = {}
     rows = db.session.execute(
-        sa.select(Pass.id, Pass.pass_type_identifier, Pass.serial_number, Pass.data).where(
-            Pass.template == name
-        )
+        sa.select(Pass.id, Pass.pass_type_identifier, Pass.serial_number, Pass.data)
+        .where(Pass.template == name)
+        .order_by(Pass.id)  # the oldest of a shape speaks for it, whatever the database
     ).yield_per(1000)
     for pass_id, pass_type_identifier, serial_number, data in rows:
         key = (
