@@ -29,12 +29,12 @@ from passes import (
     middleware,
     openapi,
     pages,
+    pass_templates,
     pushing,
     throttling,
     webhooks,
     webservice,
 )
-from passes.building import TemplateStore
 from passes.certificate_chain import development_credentials
 from passes.credentials import CredentialsError, PassCredentials, load_credentials
 from passes.errors import register_error_handlers
@@ -338,7 +338,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(HERE / "migrations"))
     runtime = context.Runtime(
         credentials=credentials,
-        templates=TemplateStore(Path(app.config["PASS_TEMPLATES_DIR"])),
         development_chain=development_chain,
     )
     app.extensions["pass_server"] = runtime
@@ -361,6 +360,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(dashboard.bp, url_prefix="/admin")
     app.register_blueprint(pages.bp)  # /: what this service is, for a browser
     register_error_handlers(app)
+    # Templates live in the database; the folder's are imported when new or changed.
+    if _flask_command() != "db":  # migrations run on whatever schema there is
+        with app.app_context(), _start_up_report(shown=_flask_command() in (None, "run")):
+            pass_templates.import_at_start(Path(app.config["PASS_TEMPLATES_DIR"]))
     return app
 
 
@@ -371,6 +374,7 @@ if __name__ == "__main__":
         from flask_migrate import upgrade
 
         upgrade()  # the embedded database needs no separate set-up step
+        pass_templates.import_at_start(Path(application.config["PASS_TEMPLATES_DIR"]))
     application.run(
         host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "5000"))
     )

@@ -1,4 +1,4 @@
-"""Database models: passes, devices, registrations, device logs, the push queue and the
+"""Database models: passes, templates, devices, registrations, device logs, the push queue and the
 webhook outbox.
 
 This module is a leaf: it imports nothing of ours. The schema itself comes from the
@@ -93,6 +93,13 @@ class Pass(db.Model):
     pass_type_identifier: Mapped[str] = mapped_column(sa.String(PASS_TYPE_ID_LENGTH))
     serial_number: Mapped[str] = mapped_column(sa.String(SERIAL_NUMBER_LENGTH))
     template: Mapped[str | None] = mapped_column(sa.String(TEMPLATE_NAME_LENGTH))
+    # The version of the template the pass is built from: every change to the template moves
+    # its passes to the new version in the same transaction. Null for a pass without a
+    # template, and for one made before templates were kept here (its name then decides).
+    # No ON DELETE: a template version in use cannot be deleted.
+    template_version_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("template_versions.id"), index=True
+    )
     # The partial pass.json merged over the template's (RFC 7396 merge patch).
     data: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     # Position in the global update order (see UpdateCounter); what passesUpdatedSince
@@ -125,6 +132,69 @@ class PassFile(db.Model):
     content: Mapped[bytes] = mapped_column(sa.LargeBinary)
 
     pass_: Mapped[Pass] = relationship(back_populates="files")
+
+
+class PassTemplate(db.Model):
+    """A template by name; what it holds is in its versions (passes/pass_templates.py)."""
+
+    __tablename__ = "templates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(TEMPLATE_NAME_LENGTH), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    versions: Mapped[list[TemplateVersion]] = relationship(
+        back_populates="template",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="TemplateVersion.version",
+    )
+
+
+class TemplateVersion(db.Model):
+    """One state of a template: its pass.json and files, never changed once written.
+
+    Ids are never reused (AUTOINCREMENT on SQLite, a sequence on PostgreSQL), so a web
+    process may keep a version it read under its id for as long as it likes.
+    """
+
+    __tablename__ = "template_versions"
+    __table_args__ = (
+        sa.UniqueConstraint("template_id", "version"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    template_id: Mapped[int] = mapped_column(sa.ForeignKey("templates.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column()
+    pass_json: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    # SHA-256 of the content (passes/pass_templates.py content_digest): an import of an
+    # unchanged folder is recognised without a new version.
+    digest: Mapped[str] = mapped_column(sa.String(64))
+    # "folder" (imported from PASS_TEMPLATES_DIR) or "upload" (the API, CLI or dashboard).
+    source: Mapped[str] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    template: Mapped[PassTemplate] = relationship(back_populates="versions")
+    files: Mapped[list[TemplateFile]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="TemplateFile.name"
+    )
+
+
+class TemplateFile(db.Model):
+    """A file of a template version (an image, a pass.strings), with its manifest digest."""
+
+    __tablename__ = "template_files"
+    __table_args__ = (sa.UniqueConstraint("version_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("template_versions.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(sa.String(FILE_NAME_LENGTH))
+    content: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    # SHA-1 hex, as manifest.json lists it: computed once, not at every signing.
+    digest: Mapped[str] = mapped_column(sa.String(40))
 
 
 class Device(db.Model):

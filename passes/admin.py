@@ -10,8 +10,8 @@ from flask import Response, current_app, request
 from flask_openapi3 import APIBlueprint
 from werkzeug.http import http_date
 
-from models import DeviceLogEntry, Pass, Registration, db
-from passes import bundles, context, links, packages, store, webhooks
+from models import DeviceLogEntry, Pass, PassTemplate, Registration, db
+from passes import bundles, context, links, packages, pass_templates, store, webhooks
 from passes.building import INJECTED_KEYS
 from passes.errors import Forbidden, NotFound, Unauthorized, ValidationError
 from passes.openapi import ADMIN, ADMIN_TAG
@@ -21,6 +21,7 @@ from passes.schemas import (
     NO_CERTIFICATE,
     BundleRequest,
     ChangedPass,
+    ChangedTemplate,
     DeviceLogs,
     DeviceRegistration,
     Empty,
@@ -39,6 +40,11 @@ from passes.schemas import (
     PersonalizationRecord,
     Registrations,
     SignQuery,
+    TemplateDescription,
+    TemplateList,
+    TemplatePath,
+    TemplateQuery,
+    TemplateSummary,
     WebhookBacklog,
     WebhookDeliveries,
     WebhookDelivery,
@@ -78,6 +84,13 @@ PASS_URL = "/passes/<passTypeIdentifier>/<serialNumber>"
 NO_SUCH_PASS = {404: error("No such pass.")}
 TOO_LARGE = {413: too_large("MAX_CONTENT_LENGTH (5 MiB by default)")}
 MALFORMED = {400: error("The body is malformed.")}
+# A zip as it is (a package, a template folder): no model reads it, passes/packages.py does.
+ZIP_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
 
 
 @bp.before_request
@@ -299,13 +312,7 @@ def bundle(body: BundleRequest) -> Response:
         422: INVALID_PASS,
         503: NO_CERTIFICATE,
     },
-    # A zip as it is: no model reads it (passes/packages.py does).
-    openapi_extensions={
-        "requestBody": {
-            "required": True,
-            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
-        }
-    },
+    openapi_extensions=ZIP_BODY,
 )
 def sign(query: SignQuery) -> Response:
     """Sign an unsigned pass package with this service's certificate"""
@@ -423,6 +430,144 @@ def log_entries(limit: int) -> list[LogEntry]:
         sa.select(DeviceLogEntry).order_by(DeviceLogEntry.id.desc()).limit(limit)
     )
     return [LogEntry(message=e.message, receivedAt=e.created_at.isoformat()) for e in entries]
+
+
+# --- Templates (passes/pass_templates.py) --------------------------------------------------
+
+TEMPLATE_URL = "/templates/<name>"
+NO_SUCH_TEMPLATE = {404: error("No template has this name.")}
+
+
+def _template_summary(template: PassTemplate, passes: int) -> dict[str, Any]:
+    version = pass_templates.current_version(template)
+    return {
+        "name": template.name,
+        "version": version.version,
+        "updatedAt": version.created_at.isoformat(),
+        "source": version.source,
+        "files": [f.name for f in version.files],
+        "passes": passes,
+    }
+
+
+def template_list() -> TemplateList:
+    """Every template (here, in `flask passes templates list` and the dashboard)."""
+    counts = dict(
+        db.session.execute(
+            sa.select(Pass.template, sa.func.count())
+            .where(Pass.template.is_not(None))
+            .group_by(Pass.template)
+        ).all()
+    )
+    templates = db.session.scalars(sa.select(PassTemplate).order_by(PassTemplate.name))
+    return TemplateList(
+        templates=[
+            TemplateSummary(**_template_summary(t, counts.get(t.name, 0))) for t in templates
+        ]
+    )
+
+
+def template_description(name: str) -> TemplateDescription:
+    template = pass_templates.get_template(name)
+    version = pass_templates.current_version(template)
+    return TemplateDescription(
+        **_template_summary(template, pass_templates.passes_using(name)),
+        pass_=version.pass_json,
+        digest=version.digest,
+    )
+
+
+def put_template(name: str, files: dict[str, bytes]) -> tuple[ChangedTemplate, bool]:
+    """Put and commit a template (here, in `flask passes templates put` and the
+    dashboard); whether it was created."""
+    change = pass_templates.put_template(name, files)
+    template = change.version.template
+    answer = ChangedTemplate(
+        **_template_summary(template, pass_templates.passes_using(name)),
+        pass_=change.version.pass_json,
+        digest=change.version.digest,
+        changed=change.changed,
+        passesUpdated=change.passes,
+        warnings=[w.as_dict() for w in change.report.warnings],
+    )
+    db.session.commit()
+    return answer, change.created
+
+
+@bp.get(
+    "/templates",
+    operation_id="listTemplates",
+    responses={200: json_response(TemplateList, "Every template, by name.")},
+)
+def list_templates() -> Response:
+    """Templates: current version, files and how many passes use each"""
+    return template_list().answer()
+
+
+@bp.put(
+    TEMPLATE_URL,
+    operation_id="putTemplate",
+    description=(
+        "The body is the template's folder as a zip: pass.json, images and xx.lproj "
+        "folders (one enclosing folder, such as Pass Designer's `X.pkpasstemplate/`, is "
+        "unwrapped; `tooling.json` is left out). Strings of pass.json may hold "
+        "`{{serialNumber}}` and `{{data.some.key}}`, filled for each pass. A content that "
+        "differs from the current one is a new version: every pass made from the template "
+        "moves to it and its devices are pushed, in one transaction."
+    ),
+    responses={
+        200: json_response(ChangedTemplate, "Changed (or unchanged: `changed` false)."),
+        201: json_response(ChangedTemplate, "Created."),
+        400: error("The body is not a zip, or holds a name twice or too much."),
+        **TOO_LARGE,
+        422: INVALID_PASS,
+    },
+    openapi_extensions=ZIP_BODY,
+)
+def put_template_view(path: TemplatePath) -> tuple[Response, int] | Response:
+    """Create or change a template from a zip of its folder"""
+    answer, created = put_template(path.name, pass_templates.read_upload(request.get_data()))
+    return answer.answer(201 if created else 200)
+
+
+@bp.get(
+    TEMPLATE_URL,
+    operation_id="getTemplate",
+    responses={
+        200: {
+            **json_response(TemplateDescription, "The template with its pass.json."),
+            "content": {
+                **json_response(TemplateDescription, "")["content"],
+                "application/zip": {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
+        **NO_SUCH_TEMPLATE,
+    },
+)
+def get_template(path: TemplatePath, query: TemplateQuery) -> Response:
+    """A template: its current version, files and pass.json (or its folder as a zip)"""
+    if query.format == "zip":
+        version = pass_templates.current_version(pass_templates.get_template(path.name))
+        response = Response(pass_templates.template_zip(version), mimetype="application/zip")
+        response.headers["Content-Disposition"] = f'attachment; filename="{path.name}.zip"'
+        return response
+    return template_description(path.name).answer()
+
+
+@bp.delete(
+    TEMPLATE_URL,
+    operation_id="removeTemplate",
+    responses={
+        200: json_response(Empty, "Removed, with every version."),
+        **NO_SUCH_TEMPLATE,
+        409: error("Passes are made from it (the message says how many)."),
+    },
+)
+def remove_template(path: TemplatePath) -> Response:
+    """Delete a template that no pass uses"""
+    pass_templates.remove_template(path.name)
+    db.session.commit()
+    return Empty().answer()
 
 
 # --- Webhook endpoints (passes/webhooks.py) ------------------------------------------------

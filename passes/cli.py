@@ -25,6 +25,7 @@ from passes import (
     doctor,
     links,
     packages,
+    pass_templates,
     pushing,
     store,
     webhooks,
@@ -41,7 +42,7 @@ from passes.schemas import (
     Registrations,
     validate,
 )
-from passes.validation import MAX_JSON_DEPTH, PassInvalid, Report
+from passes.validation import MAX_JSON_DEPTH, PassInvalid, Problem, Report
 from passes.verify import verify_pkpass
 
 
@@ -169,7 +170,7 @@ limit_option = click.option(
 
 
 @bp.cli.command("create")
-@click.option("--template", help="template folder name, e.g. storecard")
+@click.option("--template", help="template name, e.g. storecard (flask passes templates list)")
 @click.option("--serial", help="serial number (generated when absent)")
 @data_option
 @data_file_option
@@ -584,3 +585,104 @@ def webhooks_messages(limit: int, as_json: bool) -> None:
     for m in found.messages:
         detail = m.deliveredAt if m.state == "delivered" else (m.lastError or "")
         click.echo(f"{m.queuedAt}\t{m.type}\t{m.endpoint}\t{m.state}\t{detail}".rstrip())
+
+
+@bp.cli.group("templates")
+def templates_group() -> None:
+    """Templates kept in the database: list, show, put, remove, import folders."""
+
+
+@templates_group.command("list")
+@json_option
+def templates_list(as_json: bool) -> None:
+    """Every template: its version, when it changed, how many passes use it."""
+    found = admin.template_list()
+    if as_json:
+        _echo_json(_dumped(found))
+        return
+    for t in found.templates:
+        click.echo(f"{t.name}\tversion {t.version}\t{t.updatedAt}\t{t.source}\t{t.passes} passes")
+    if not found.templates:
+        click.echo("no template: put one, or import a folder", err=True)
+
+
+@templates_group.command("show")
+@click.argument("name")
+@json_option
+def templates_show(name: str, as_json: bool) -> None:
+    """A template's version, files and pass.json."""
+    try:
+        found = admin.template_description(name)
+    except ApiError as error:
+        _fail(error)
+    if as_json:
+        _echo_json(_dumped(found))
+        return
+    click.echo(f"template:  {found.name}")
+    click.echo(f"version:   {found.version} ({found.source}, {found.updatedAt})")
+    click.echo(f"passes:    {found.passes}")
+    click.echo(f"files:     {', '.join(found.files) or '-'}")
+    click.echo("pass.json:")
+    _echo_json(found.pass_)
+
+
+@templates_group.command("put")
+@click.argument("name")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@json_option
+def templates_put(name: str, path: Path, as_json: bool) -> None:
+    """Create or change template NAME from PATH: a folder, or a zip of one (a Pass
+    Designer .pkpasstemplate as it is). Its passes move to the new version and are pushed."""
+    try:
+        if path.is_dir():
+            files = pass_templates.read_folder(path)
+        else:
+            files = pass_templates.read_upload(path.read_bytes())
+        answer, created = admin.put_template(name, files)
+    except (ApiError, PassInvalid) as error:
+        _fail(error)
+    _warn(Report(warnings=[Problem(**w.model_dump()) for w in answer.warnings]))
+    if as_json:
+        _echo_json(_dumped(answer))
+    elif not answer.changed:
+        click.echo(f"template {name} unchanged (version {answer.version})")
+    else:
+        what = "created" if created else f"changed to version {answer.version}"
+        click.echo(f"template {name} {what}; {answer.passesUpdated} pass(es) updated")
+
+
+@templates_group.command("remove")
+@click.argument("name")
+def templates_remove(name: str) -> None:
+    """Delete a template that no pass uses (a folder in PASS_TEMPLATES_DIR comes back at
+    the next start: remove the folder too)."""
+    try:
+        pass_templates.remove_template(name)
+    except ApiError as error:
+        _fail(error)
+    db.session.commit()
+    click.echo(f"removed template {name}")
+
+
+@templates_group.command("import")
+@click.argument(
+    "folder", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
+def templates_import(folder: Path | None) -> None:
+    """Import template folders that are new or changed since their last import: FOLDER
+    (one template, or a folder of them; default PASS_TEMPLATES_DIR)."""
+    folder = folder or Path(current_app.config["PASS_TEMPLATES_DIR"])
+    try:
+        results = pass_templates.import_folders(folder)
+    except (ApiError, PassInvalid) as error:
+        _fail(error)
+    for name, change in results.items():
+        if change is None:
+            click.echo(f"{name}: unchanged")
+        else:
+            click.echo(
+                f"{name}: version {change.version.version}, {change.passes} pass(es) updated"
+            )
+    if not results:
+        click.echo(f"no template folder (with a pass.json) in {folder}", err=True)
+        sys.exit(1)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 
-from passes.building import TemplateStore
+from passes.building import TemplateCache
 from passes.credentials import PassCredentials
 from passes.errors import ServiceUnavailable
 from passes.signed_cache import SignedCache
@@ -18,10 +18,11 @@ class Runtime:
     """Loaded once by create_app() and kept in app.extensions."""
 
     credentials: PassCredentials | None
-    templates: TemplateStore
     # Signing with the chain development makes when no certificate is configured
     # (passes/certificate_chain.py): iPhones refuse its passes, so pages and commands say so.
     development_chain: bool = False
+    # Template versions read from the database, by version id (passes/store.py).
+    templates: TemplateCache = field(default_factory=TemplateCache)
     # Signed packages of committed pass versions (passes/signed_cache.py).
     signed: SignedCache = field(default_factory=SignedCache)
     # PUSH_MODE=inline: sends the pushes a committed change queued (pushing.InlinePusher,

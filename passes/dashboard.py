@@ -47,18 +47,19 @@ from models import (
     utcnow,
 )
 from passes import (
-    context,
+    admin,
     delivery,
     distribution,
     doctor,
     field_form,
     links,
     overview,
+    pass_templates,
     pushing,
     store,
     webhooks,
 )
-from passes.errors import PAGE_HEADERS, ApiError
+from passes.errors import PAGE_HEADERS, ApiError, ValidationError
 from passes.json_body import whole_number
 from passes.validation import PassInvalid, Problem, Report
 
@@ -355,10 +356,11 @@ def overview_page() -> str:
 @bp.route("/passes/new", methods=["GET", "POST"])
 def new_pass() -> Any:
     """A pass from a template: its fields as inputs, and JSON for anything else."""
-    templates = context.runtime().templates
-    names = templates.names()
+    names = store.template_names()
     chosen = request.values.get("template", names[0] if names else "")
-    template = templates.get(chosen) if chosen else None
+    template = (
+        store.template_of_version(store.current_template_version(chosen).id) if chosen else None
+    )
     base = template.pass_json if template else {}
     strings = distribution.localized_strings(template.files if template else {}, _languages())
     typed = None
@@ -506,6 +508,46 @@ def webhook_deliveries() -> str:
         display_url=webhooks.display_url,
         state_of=webhooks.state_of,
     )
+
+
+@bp.route("/templates", methods=["GET", "POST"])
+def templates_page() -> Any:
+    """Templates with their versions, and an upload: a zip of a template folder (a Pass
+    Designer .pkpasstemplate as it is), as PUT /api/templates/{name} takes it."""
+    problems: list[Problem] = []
+    status = 200
+    name = ""
+    if request.method == "POST":
+        name = request.form.get("name", "").strip()
+        upload = request.files.get("zip")
+        try:
+            if upload is None or not upload.filename:
+                raise ValidationError("choose a zip of the template's folder", path="zip")
+            files = pass_templates.read_upload(upload.read())
+            answer, created = admin.put_template(name, files)
+        except PassInvalid as invalid:
+            problems, status = invalid.report.errors, 422
+        except ApiError as error:
+            problems, status = [Problem(error.path or "zip", error.message, "")], error.status
+        else:
+            if not answer.changed:
+                flash(f"Template {name} is unchanged: the upload is its current version.")
+            else:
+                done = "created" if created else f"changed to version {answer.version}"
+                flash(
+                    f"Template {name} {done}; {answer.passesUpdated} pass(es) use it and their "
+                    "devices are being told."
+                    + "".join(f" Warning at {w.path}: {w.message}" for w in answer.warnings)
+                )
+            return redirect(url_for(".templates_page"))
+        db.session.rollback()
+    page = render_template(
+        "dashboard/templates.html",
+        templates=admin.template_list().templates,
+        problems=problems,
+        name=name,
+    )
+    return page, status
 
 
 # --- Errors ---------------------------------------------------------------------------------

@@ -32,6 +32,9 @@ def read_zip(data: bytes) -> dict[str, bytes]:
     budget = MAX_UNCOMPRESSED
     files: dict[str, bytes] = {}
     for info in entries:
+        if info.filename in files:
+            # Which copy an unzip keeps differs from tool to tool: refuse, do not guess.
+            raise ValidationError(f"{info.filename} is in the zip twice")
         content = _read(archive, info, budget)
         budget -= len(content)
         files[info.filename] = content
@@ -50,11 +53,24 @@ def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> bytes
 
 
 def read_folder(folder: Path) -> dict[str, bytes]:
-    files = {
-        path.relative_to(folder).as_posix(): path.read_bytes()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
+    """The files of a package folder, within the limits of an upload."""
+    files: dict[str, bytes] = {}
+    budget = MAX_UNCOMPRESSED
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file():
+            continue
+        if len(files) == MAX_FILES:
+            raise ValidationError(f"a pass package has at most {MAX_FILES} files")
+        name = path.relative_to(folder).as_posix()
+        try:
+            with path.open("rb") as file:
+                content = file.read(budget + 1)
+        except OSError as error:
+            raise ValidationError(f"{name} cannot be read ({error.strerror})") from None
+        if len(content) > budget:
+            raise ValidationError(f"the package holds more than {MAX_UNCOMPRESSED} bytes")
+        budget -= len(content)
+        files[name] = content
     return _without_ignored(files)
 
 

@@ -305,7 +305,7 @@ class NewPass(Body):
     template: str | None = Field(
         None,
         pattern=full_pattern(TEMPLATE_NAME),
-        description="A folder of PASS_TEMPLATES_DIR; none: data only.",
+        description="A template's name (GET /api/templates); none: data only.",
     )
     serialNumber: str | None = Field(
         None,
@@ -509,6 +509,19 @@ class NewWebhook(Body):
         return events
 
 
+class TemplatePath(Parameters):
+    name: str = Field(
+        pattern=full_pattern(TEMPLATE_NAME),
+        description="The template's name: 1 to 64 of A-Z a-z 0-9 _ -.",
+    )
+
+
+class TemplateQuery(Parameters):
+    format: Literal["json", "zip"] = Field(
+        "json", description="`zip`: the template's folder as a zip, as PUT takes it."
+    )
+
+
 class WebhookPath(Parameters):
     endpointId: WholeNumber = Field(ge=1, description="The endpoint's id, from GET /api/webhooks.")
 
@@ -645,6 +658,35 @@ class OpenApiDocument(BaseModel):
     openapi: str
     info: dict[str, Any]
     paths: dict[str, Any]
+
+
+class TemplateSummary(Closed):
+    name: str
+    version: int = Field(ge=1, description="Grows by one with every change.")
+    updatedAt: DateTime = Field(description="When the current version was made.")
+    source: str = Field(
+        json_schema_extra={"enum": ["folder", "upload"]},
+        description="`folder`: imported from PASS_TEMPLATES_DIR; `upload`: put here.",
+    )
+    files: list[str] = Field(description="Its files besides pass.json.")
+    passes: int = Field(ge=0, description="How many passes are made from it.")
+
+
+class TemplateList(Closed):
+    templates: list[TemplateSummary]
+
+
+class TemplateDescription(TemplateSummary):
+    pass_: dict[str, Any] = Field(alias="pass", description="Its pass.json.")
+    digest: str = Field(description="SHA-256 of its content.")
+
+
+class ChangedTemplate(TemplateDescription):
+    """A template as a put left it."""
+
+    changed: bool = Field(description="false: the content was the current one already.")
+    passesUpdated: int = Field(ge=0, description="Passes moved to the new version (pushed).")
+    warnings: list[Problem]
 
 
 class WebhookEndpointInfo(Closed):

@@ -26,8 +26,11 @@ from models import (
     Device,
     Pass,
     PassFile,
+    PassTemplate,
     PendingPush,
     Registration,
+    TemplateFile,
+    TemplateVersion,
     UpdateCounter,
     db,
     utcnow,
@@ -39,6 +42,7 @@ from passes.building import (
     assemble,
     check_file_name,
     check_partial_pass,
+    fill_placeholders,
     merge_patch,
 )
 from passes.errors import Conflict, NotFound, ValidationError
@@ -65,7 +69,8 @@ def dialect_insert(table: Any, bind: sa.Connection | None = None) -> Any:
     return sqlite.insert(table)
 
 
-def _next_update_tag() -> int:
+def next_update_tag() -> int:
+    """The first step of every change (to a pass, or to a template its passes follow)."""
     # Takes the counter row's lock until commit: updates get tags in commit order, and
     # concurrent changes to one pass queue up here instead of overwriting each other.
     statement = (
@@ -181,20 +186,21 @@ def create_pass(
             f"must be 1 to {SERIAL_NUMBER_LENGTH} characters of A-Z a-z 0-9 . _ ~ : @ + = -",
             path="$.serialNumber",
         )
-    if template is not None:
-        context.runtime().templates.get(template)
     for name in files or {}:
         if len(name) > FILE_NAME_LENGTH:  # a signed package's names come from its zip
             raise ValidationError(
                 f"file names have at most {FILE_NAME_LENGTH} characters", path=name
             )
-    tag = _next_update_tag()
+    tag = next_update_tag()
+    # After the lock: a template change committing meanwhile is seen, not missed.
+    version_id = None if template is None else current_template_version(template).id
     if find_pass(credentials.pass_type_identifier, serial_number) is not None:
         raise Conflict(f"a pass with serial number {serial_number} already exists")
     pass_ = Pass(
         pass_type_identifier=credentials.pass_type_identifier,
         serial_number=serial_number,
         template=template,
+        template_version_id=version_id,
         data=data,
     )
     pass_.files = [PassFile(name=n, content=c) for n, c in (files or {}).items() if c is not None]
@@ -215,7 +221,7 @@ def update_pass(
     """Merge `data` into the pass, replace `files`, validate, and queue pushes; the caller
     commits. Returns the warnings."""
     patch = check_partial_pass({} if data is None else data)
-    tag = _next_update_tag()  # first: from here on no one else changes this pass
+    tag = next_update_tag()  # first: from here on no one else changes this pass
     pass_ = db.session.scalar(
         sa.select(Pass)
         .where(
@@ -261,21 +267,71 @@ def expire_pass(
 
 def touch_pass(pass_: Pass) -> None:
     """Count a change made elsewhere (for example a push requested by an admin)."""
-    _new_version(pass_, _next_update_tag())
+    _new_version(pass_, next_update_tag())
     _enqueue_pushes(pass_.id)
+
+
+def template_names() -> list[str]:
+    return list(db.session.scalars(sa.select(PassTemplate.name).order_by(PassTemplate.name)))
+
+
+def current_template_version(name: str) -> TemplateVersion:
+    """The newest version of the template `name`, or a 400 listing the templates there are."""
+    found = db.session.scalar(
+        sa.select(TemplateVersion)
+        .join(PassTemplate)
+        .where(PassTemplate.name == name)
+        .order_by(TemplateVersion.version.desc())
+        .limit(1)
+    )
+    if found is None:
+        raise ValidationError(
+            f"no template named {name!r}; templates: {', '.join(template_names()) or 'none'}",
+            path="$.template",
+        )
+    return found
+
+
+def template_of_version(version_id: int) -> Template:
+    """A template version as building reads it: kept in the process under its id, which
+    names one content forever (models.TemplateVersion), so a hit costs no query."""
+    return context.runtime().templates.get(version_id, lambda: _load_template(version_id))
+
+
+def _load_template(version_id: int) -> Template:
+    name, pass_json = db.session.execute(
+        sa.select(PassTemplate.name, TemplateVersion.pass_json)
+        .join(TemplateVersion.template)
+        .where(TemplateVersion.id == version_id)
+    ).one()
+    rows = db.session.execute(
+        sa.select(TemplateFile.name, TemplateFile.content, TemplateFile.digest).where(
+            TemplateFile.version_id == version_id
+        )
+    ).all()
+    return Template(
+        name, pass_json, {n: c for n, c, _ in rows}, {n: digest for n, _, digest in rows}
+    )
 
 
 def _template_of(pass_: Pass) -> Template | None:
     if pass_.template is None:
         return None
-    return context.runtime().templates.get(pass_.template)
+    if pass_.template_version_id is None:
+        # Made before templates were kept in the database and not yet moved to one of
+        # its versions (importing the template does that).
+        return template_of_version(current_template_version(pass_.template).id)
+    return template_of_version(pass_.template_version_id)
 
 
 def pass_json(pass_: Pass) -> dict[str, Any]:
     """The pass's data merged over its template's pass.json, without the keys the service
     sets: what the pass says, read without building its package."""
     template = _template_of(pass_)
-    return merge_patch(template.pass_json if template else {}, dict(pass_.data))
+    base = template.pass_json if template else {}
+    if template is not None and template.has_placeholders:
+        base = fill_placeholders(base, pass_.serial_number, pass_.data)
+    return merge_patch(base, dict(pass_.data))
 
 
 def pass_files(pass_: Pass) -> dict[str, bytes]:
@@ -284,17 +340,21 @@ def pass_files(pass_: Pass) -> dict[str, bytes]:
     return files
 
 
-def _assemble(pass_: Pass) -> tuple[dict[str, bytes], dict[str, str]]:
-    credentials = context.credentials()
-    identity = Identity(
-        pass_type_identifier=pass_.pass_type_identifier,
-        team_identifier=credentials.team_identifier,
-        serial_number=pass_.serial_number,
+def identity_of(pass_type_identifier: str, serial_number: str) -> Identity:
+    """What the service puts into the pass.json of this pass."""
+    return Identity(
+        pass_type_identifier=pass_type_identifier,
+        team_identifier=context.credentials().team_identifier,
+        serial_number=serial_number,
         web_service_url=context.web_service_url(),
         authentication_token=authentication_token(
-            current_app.config["SECRET_KEY"], pass_.pass_type_identifier, pass_.serial_number
+            current_app.config["SECRET_KEY"], pass_type_identifier, serial_number
         ),
     )
+
+
+def _assemble(pass_: Pass) -> tuple[dict[str, bytes], dict[str, str]]:
+    identity = identity_of(pass_.pass_type_identifier, pass_.serial_number)
     own_files = {f.name: f.content for f in pass_.files}
     files, digests = assemble(_template_of(pass_), pass_.data, own_files, identity)
     if pass_.personalized_at is not None:
@@ -319,7 +379,7 @@ def personalize(pass_: Pass, info: dict[str, str]) -> bool:
     personalized pass; the caller commits. False if the pass is already personalized."""
     if pass_.personalized_at is not None:
         return False
-    tag = _next_update_tag()  # first, as in every change: the same lock order everywhere
+    tag = next_update_tag()  # first, as in every change: the same lock order everywhere
     # Once only: of requests racing here, the first to commit sets personalized_at and the
     # others' UPDATE, run after it, matches no row.
     claimed = db.session.execute(
@@ -356,10 +416,10 @@ def committed_pkpass(pass_: Pass) -> bytes:
     Only for requests that change nothing: a version built inside a transaction that later
     rolls back would leave bytes under an update tag that the next change reuses.
     """
-    # Every change to a pass gives it a new update tag; a template edited on disk gives the
-    # store a new Template. Both are part of the version the bytes were made from (the
-    # entry holds the Template itself, compared by identity first, so it stays unambiguous).
-    version = (pass_.update_tag, pass_.updated_at, _template_of(pass_))
+    # Every change to a pass, its template's included, gives it a new update tag; the
+    # template version is part of the key all the same, so bytes are never served for
+    # another template content than the pass names.
+    version = (pass_.update_tag, pass_.updated_at, pass_.template, pass_.template_version_id)
     cache = context.runtime().signed
     pkpass = cache.get(pass_.id, version)
     if pkpass is None:
@@ -375,7 +435,7 @@ def last_modified(updated_at: datetime) -> datetime:
 
 def touch_all(pass_type_identifier: str | None = None) -> int:
     """Mark every pass with devices (of one type, or all) changed; returns how many."""
-    tag = _next_update_tag()
+    tag = next_update_tag()
     now = utcnow()
     with_devices = sa.select(Registration.pass_id).distinct()
     query = sa.update(Pass).where(Pass.id.in_(with_devices))
@@ -388,6 +448,29 @@ def touch_all(pass_type_identifier: str | None = None) -> int:
     pass_ids = sa.select(Pass.id).where(Pass.update_tag == tag)
     _enqueue_for(Registration.pass_id.in_(pass_ids), now)
     return touched
+
+
+def move_to_template_version(template: str, version_id: int, tag: int) -> int:
+    """Every pass made from `template` moves to its new version with the update tag `tag`
+    (taken first, by the caller) and its devices are queued; returns how many moved."""
+    now = utcnow()
+    # As touch_all: the previous version may share this second (see models.Pass).
+    moved = db.session.execute(
+        sa.update(Pass)
+        .where(Pass.template == template)
+        .values(
+            template_version_id=version_id,
+            update_tag=tag,
+            updated_at=now,
+            shares_second_with_previous=True,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if moved:
+        _enqueue_for(
+            Registration.pass_id.in_(sa.select(Pass.id).where(Pass.template == template)), now
+        )
+    return moved
 
 
 def count_registrations(pass_: Pass) -> int:

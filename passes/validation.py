@@ -162,7 +162,7 @@ def validate_package(files: Mapping[str, bytes]) -> Report:
             "Add pass.json at the top level of the package.",
         )
     else:
-        pass_data = _load_json(files["pass.json"], "pass.json", report)
+        pass_data = load_json(files["pass.json"], "pass.json", report)
     style, posters = None, ()
     if pass_data is not None:
         walk = _Walk(report, localizations)
@@ -364,7 +364,7 @@ def _did_you_mean(key: str, known: Collection[str]) -> str:
     return f" Did you mean {match}?" if match else ""
 
 
-def _load_json(data: bytes, name: str, report: Report) -> object:
+def load_json(data: bytes, name: str, report: Report) -> object:
     """Parsed JSON, or None after reporting why it cannot be read."""
     duplicates: list[str] = []
 
@@ -1559,7 +1559,7 @@ def _check_personalization(files: Mapping[str, bytes], pass_data: object, report
             )
         return
     name = "personalization.json"
-    data = _load_json(files[name], name, report)
+    data = load_json(files[name], name, report)
     if data is not None:
         _check_personalization_json(report, data)
     # Wallet Developer Guide, "Rewards Enrollment": a personalizable pass adds

@@ -19,7 +19,8 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from flask_migrate import upgrade
 
 from app import create_app, database_url
-from models import db
+from models import PassTemplate, TemplateVersion, db
+from passes import pass_templates
 from tests.apple_chain import FakeAppleChain, make_chain
 
 # The fake APNs server and its fixtures (apns_server, apns_settings, apns_chain), and the
@@ -30,6 +31,9 @@ SECRET_KEY = "test-secret-key-that-is-long-enough"
 ADMIN_TOKEN = "test-admin-token-of-24-characters"
 PUBLIC_URL = "https://passes.example.test"
 P12_PASSWORD = "p12-password"
+# Emptied otherwise after each test: the update counter's single row, and the templates
+# (below).
+KEPT_TABLES = {"update_counter", "templates", "template_versions", "template_files"}
 
 
 @pytest.fixture(scope="session")
@@ -102,7 +106,14 @@ def app(make_app: Callable[..., Flask]) -> Flask:
     app = make_app()
     with app.app_context():
         upgrade()  # the schema comes from the migrations, so they are tested too
+    import_templates(app)
     return app
+
+
+def import_templates(app: Flask) -> None:
+    """The sample templates, as the server imports them when it starts."""
+    with app.app_context():
+        pass_templates.import_folders(Path(app.config["PASS_TEMPLATES_DIR"]))
 
 
 @pytest.fixture(autouse=True)
@@ -113,9 +124,21 @@ def _empty_tables(app: Flask) -> Iterator[None]:
     with app.app_context():
         db.session.rollback()
         for table in reversed(db.metadata.sorted_tables):
-            if table.name != "update_counter":
+            if table.name not in KEPT_TABLES:
                 db.session.execute(sa.delete(table))
+        # The sample templates as imported stay (checking them before every test is slow);
+        # any other template, or a sample a test changed, goes (versions and files too).
+        changed = sa.select(TemplateVersion.template_id).where(
+            sa.or_(TemplateVersion.source != pass_templates.FOLDER, TemplateVersion.version > 1)
+        )
+        samples = pass_templates.template_folders(Path(app.config["PASS_TEMPLATES_DIR"]))
+        db.session.execute(
+            sa.delete(PassTemplate).where(
+                sa.or_(PassTemplate.id.in_(changed), PassTemplate.name.not_in(list(samples)))
+            )
+        )
         db.session.commit()
+    import_templates(app)  # the next test finds the sample templates, as after a start
 
 
 @pytest.fixture
@@ -143,6 +166,12 @@ class Admin:
 
     def get(self, url: str, **kwargs: Any) -> Any:
         return self.client.get(url, headers=self.headers, **kwargs)
+
+    def put(self, url: str, **kwargs: Any) -> Any:
+        return self.client.put(url, headers=self.headers, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> Any:
+        return self.client.delete(url, headers=self.headers, **kwargs)
 
     def create_pass(self, **body: Any) -> dict[str, Any]:
         response = self.post("/api/passes", json={"template": "storecard", **body})

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import subprocess
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +49,11 @@ def openssl_verify_detached(
     ]
     # fmt: on
     return subprocess.run(command, capture_output=True, text=True, check=False)
+
+
+def png_with_text(png: bytes, text: bytes) -> bytes:
+    """The same image with a tEXt chunk after its header: other bytes, still a valid PNG."""
+    chunk = b"tEXt" + b"Comment\x00" + text
+    header_end = 8 + 4 + 4 + 13 + 4  # signature, then IHDR's length, type, data and CRC
+    packed = struct.pack(">I", len(chunk) - 4) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    return png[:header_end] + packed + png[header_end:]

@@ -297,6 +297,7 @@ def test_every_page_fits_a_phone(
         "logs": base + "/admin/logs",
         "pushes": base + "/admin/pushes",
         "webhooks": base + "/admin/webhooks",
+        "templates": base + "/admin/templates",
         "not-found": base + "/admin/no-such-page",
         "home": base + "/",
     }

@@ -14,6 +14,7 @@ import re
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -65,6 +66,10 @@ OPERATIONS = [
     if method != "parameters"
 ]
 
+ROOT = Path(__file__).resolve().parent.parent
+# A template no pass uses, so that it can be deleted.
+SPARE_TEMPLATE = "spare"
+
 
 def security_of(method: str, path: str) -> set[str]:
     requirements = DOCUMENT["paths"][path][method.lower()]["security"]
@@ -108,6 +113,7 @@ class World:
             **(identity or self.passes[0]),
             "deviceLibraryIdentifier": self.device,
             "endpointId": self.endpoint,
+            "name": SPARE_TEMPLATE,
         }
 
 
@@ -138,6 +144,12 @@ def world(api_app: Flask) -> World:
         assert registered.status_code == 201
     signed = admin.get(f"/api/passes/{plain['passTypeIdentifier']}/{plain['serialNumber']}/pkpass")
     endpoint = admin.post("/api/webhooks", json={"url": "https://hooks.example.com/in"})
+    spare = admin.put(
+        f"/api/templates/{SPARE_TEMPLATE}",
+        data=zipped_folder(ROOT / "pass_templates/storecard"),
+        content_type="application/zip",
+    )
+    assert spare.status_code == 201, spare.get_json()
     # Random bodies rarely make a valid pass or a valid enrollment; these do.
     known = {
         "POST /api/passes": {"template": "storecard"},
@@ -152,6 +164,7 @@ def world(api_app: Flask) -> World:
         "/{serialNumber}": {"pushToken": PUSH_TOKEN},
         "POST /wallet/v1/log": {"logs": ["Wallet could not reach the service"]},
         "POST /api/webhooks": {"url": "https://hooks.example.com/more"},
+        "PUT /api/templates/{name}": zipped_folder(ROOT / "pass_templates/storecard"),
     }
     extras = {label: [{"body": body}] for label, body in known.items()}
     # A copy newer than any version: the device has it, 304.
@@ -159,6 +172,15 @@ def world(api_app: Flask) -> World:
     for method in ("GET", "HEAD"):
         extras[f"{method} /wallet/v1/passes/{{passTypeIdentifier}}/{{serialNumber}}"] = [held]
     return World(passes=identities, device=DEVICE, endpoint=endpoint.get_json()["id"], known=extras)
+
+
+def zipped_folder(folder: Path) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.writestr(path.relative_to(folder).as_posix(), path.read_bytes())
+    return buffer.getvalue()
 
 
 def unsigned_package(pkpass: bytes) -> bytes:

@@ -13,7 +13,7 @@ from flask import Flask
 from passes import store
 from passes.signed_cache import SignedCache
 from tests.conftest import Admin
-from tests.pkpass_tools import pass_json
+from tests.pkpass_tools import pass_json, png_with_text, unzip
 from tests.test_webservice import auth, pass_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,24 +56,28 @@ def test_a_changed_pass_is_signed_again_and_served_new(
     assert signatures == ["changing-1", "changing-1"]
 
 
-def test_a_template_edited_on_disk_is_served_without_a_stale_copy(
-    make_app: Callable[..., Flask], tmp_path: Path
+def test_a_template_changed_by_another_process_is_served_without_a_stale_copy(
+    app: Flask, make_app: Callable[..., Flask], tmp_path: Path
 ) -> None:
-    templates = tmp_path / "templates"
-    shutil.copytree(ROOT / "pass_templates", templates)
-    app = make_app(PASS_TEMPLATES_DIR=str(templates))
     client = app.test_client()
     created = Admin(client).create_pass(serialNumber="template-edit-1")
-    before = pass_json(client.get(pass_url(created), headers=auth(created)).data)
+    before = unzip(client.get(pass_url(created), headers=auth(created)).data)
 
+    # The icon replaced in place (the old cache compared only folder and pass.json times).
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "pass_templates", templates)
+    icon = templates / "storecard" / "icon.png"
+    icon.write_bytes(png_with_text(icon.read_bytes(), b"edited"))
     pass_file = templates / "storecard" / "pass.json"
     template = json.loads(pass_file.read_text())
-    template["description"] = "Edited on disk"
+    template["description"] = "Edited in the folder"
     pass_file.write_text(json.dumps(template))
+    make_app(PASS_TEMPLATES_DIR=str(templates))  # another server starting imports it
 
-    after = pass_json(client.get(pass_url(created), headers=auth(created)).data)
-    assert before["description"] != "Edited on disk"
-    assert after["description"] == "Edited on disk"
+    after = unzip(client.get(pass_url(created), headers=auth(created)).data)
+    assert json.loads(before["pass.json"])["description"] != "Edited in the folder"
+    assert json.loads(after["pass.json"])["description"] == "Edited in the folder"
+    assert after["icon.png"] == icon.read_bytes() != before["icon.png"]
 
 
 def test_the_cache_keeps_the_most_recently_served_versions_within_its_size() -> None:
