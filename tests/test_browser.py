@@ -50,14 +50,20 @@ pytestmark = pytest.mark.skipif(
 def server(make_app: Callable[..., Flask], app: Flask) -> Iterator[tuple[Flask, str]]:
     """The app with the public pages and dashboard, served over HTTP on a free port."""
     served = make_app()
+    http, thread, base = _serve(served)
+    yield served, base
+    _stop(http, thread)
+
+
+def _serve(served: Flask) -> tuple[BaseWSGIServer, threading.Thread, str]:
+    """Serve `served` over HTTP on a free port, in a thread."""
     http = make_server("127.0.0.1", 0, served, threaded=True)
     base = f"http://127.0.0.1:{http.server_port}"
     # Links must point at this server, and its session cookie must travel over plain HTTP.
     served.config.update(PUBLIC_URL=base, SESSION_COOKIE_SECURE=False)
     thread = threading.Thread(target=http.serve_forever, daemon=True)
     thread.start()
-    yield served, base
-    _stop(http, thread)
+    return http, thread, base
 
 
 def _stop(http: BaseWSGIServer, thread: threading.Thread) -> None:
@@ -330,12 +336,7 @@ def test_the_certificates_page_of_several_types_fits_a_phone(
         path = tmp_path / f"pass-{number}.pem"
         path.write_bytes(issued.key_pem() + issued.cert_pem())
         settings[f"PASS_CERTIFICATE_{number}"] = str(path)
-    served = make_app(**settings)
-    http = make_server("127.0.0.1", 0, served, threaded=True)
-    base = f"http://127.0.0.1:{http.server_port}"
-    served.config.update(PUBLIC_URL=base, SESSION_COOKIE_SECURE=False)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
+    http, thread, base = _serve(make_app(**settings))
     try:
         sign_in(chrome, base)
         chrome.get(base + "/admin/certificates")
