@@ -30,6 +30,7 @@ from tests.apple_chain import FakeAppleChain, Issued, issue_pass_certificate
 from tests.conftest import ADMIN_TOKEN, Admin
 from tests.pkpass_tools import openssl_verify, unzip
 from tests.pushes import LEASE
+from tests.test_sign import package, sign, zipped
 from tests.test_webservice import auth, pass_url, register, serials_url
 
 STORE = "pass.com.example.test"  # the chain's: PASS_CERTIFICATE
@@ -168,6 +169,21 @@ def test_pending_pushes_of_a_device_are_kept_per_type_and_recorded_per_type(
     with two_types.app_context():
         assert pushing.drain_now().sent == 1
     assert [r.headers["apns-topic"] for r in apns.requests] == [STORE, COUPON]
+
+
+def test_an_unsigned_package_is_signed_with_the_certificate_of_its_type(
+    two_types: Flask, coupon_cert: Issued
+) -> None:
+    admin = Admin(two_types.test_client())
+    coupon = sign(admin, zipped(package(passTypeIdentifier=COUPON)), store="true")
+    assert coupon.status_code == 200, coupon.get_json()
+    assert signer(coupon.data) == coupon_cert.cert
+    assert admin.get(f"/api/passes/{COUPON}/designed-1").status_code == 200  # kept as a coupon
+    other = sign(admin, zipped(package(passTypeIdentifier="pass.com.example.other")))
+    assert other.status_code == 422
+    [problem] = other.get_json()["errors"]
+    assert problem["path"] == "$.passTypeIdentifier"
+    assert COUPON in problem["message"] and STORE in problem["message"]
 
 
 def test_apns_refuses_a_topic_that_is_not_the_certificates(
