@@ -799,7 +799,9 @@ def too_large(limit: str) -> Schema:
     return error(f"The body is larger than {limit}.")
 
 
-NO_CERTIFICATE = error("No pass certificate is configured, so nothing can be signed.")
+NO_CERTIFICATE = error(
+    "No pass certificate is configured (for this pass type), so nothing can be signed."
+)
 UNROUTABLE = error("No route matches the path (a path part is empty or holds a `/`).")
 INVALID_PASS = json_response(
     InvalidPass, "Wallet would refuse the pass: every problem, with its fix."
