@@ -75,7 +75,8 @@ def pass_type(given: str | None, path: str = "$.passTypeIdentifier") -> str:
         if len(types) == 1:
             return types[0]
         raise ValidationError(
-            f"is required: this server has several pass types ({', '.join(types)})", path=path
+            f"must be given, as this server has several pass types: {', '.join(types)}",
+            path=path,
         )
     if given not in types:
         raise ValidationError(
