@@ -48,6 +48,7 @@ from models import (
 )
 from passes import (
     admin,
+    context,
     delivery,
     distribution,
     doctor,

@@ -44,13 +44,13 @@ def scratch_database(database_uri: str, tmp_path: Path) -> Iterator[str]:
         server.dispose()
 
 
-def test_waiting_pushes_keep_their_device_and_get_its_pass_type_in_0007(
+def test_waiting_pushes_keep_their_device_and_get_its_pass_type_in_0008(
     make_app: Callable[..., Flask], scratch_database: str
 ) -> None:
     app = make_app(SQLALCHEMY_DATABASE_URI=scratch_database)
     now = "2026-01-01 00:00:00+00:00"
     with app.app_context():
-        upgrade(revision="0006")
+        upgrade(revision="0007")
         for statement in (
             "INSERT INTO devices (id, device_library_identifier, push_token, created_at, "
             f"updated_at) VALUES (1, 'd1', 'ab', '{now}', '{now}'), (2, 'd2', 'cd', '{now}', "
@@ -71,7 +71,7 @@ def test_waiting_pushes_keep_their_device_and_get_its_pass_type_in_0007(
         ).all()
         assert [tuple(row) for row in rows] == [(1, "pass.a", 3)]
         db.session.remove()
-        downgrade(revision="0006")
+        downgrade(revision="0007")
         rows = db.session.execute(sa.text("SELECT device_id, version FROM pending_pushes")).all()
         assert [tuple(row) for row in rows] == [(1, 3)]
         db.session.remove()
