@@ -36,7 +36,12 @@ from passes import (
     webservice,
 )
 from passes.certificate_chain import development_credentials
-from passes.credentials import CredentialsError, PassCredentials, load_credentials
+from passes.credentials import (
+    Certificates,
+    CredentialsError,
+    certificate_settings,
+    load_pass_certificates,
+)
 from passes.errors import register_error_handlers
 
 log = logging.getLogger("passes")
@@ -143,9 +148,8 @@ def config_from_environment(instance_path: str) -> dict[str, Any]:
         "ADMIN_TOKEN": env.get("ADMIN_TOKEN") or None,
         "PUBLIC_URL": public_url,
         "WEB_SERVICE_PATH": WEB_SERVICE_PATH,
-        "PASS_CERTIFICATE": env.get("PASS_CERTIFICATE"),
-        "PASS_CERTIFICATE_BASE64": env.get("PASS_CERTIFICATE_BASE64"),
-        "PASS_CERTIFICATE_PASSWORD": env.get("PASS_CERTIFICATE_PASSWORD"),
+        # PASS_CERTIFICATE, PASS_CERTIFICATE_2, ... with their _BASE64 and _PASSWORD.
+        **certificate_settings(env),
         "WWDR_CERTIFICATE": env.get("WWDR_CERTIFICATE"),
         "WWDR_CERTIFICATE_BASE64": env.get("WWDR_CERTIFICATE_BASE64"),
         # What development signs with when no certificate is configured (made on first start).
@@ -276,17 +280,18 @@ def _start_up_report(*, shown: bool) -> Iterator[None]:
 
 
 def _report_credentials(
-    credentials: PassCredentials | None,
+    certificates: Certificates,
     development_chain: bool,
     chain_made: bool,
     config: Mapping[str, Any],
 ) -> None:
-    if credentials is None:
+    if not certificates:
         log.warning(
             "no pass certificate configured: the server runs, but passes cannot be built "
             "or pushed. Set PASS_CERTIFICATE (a .p12 or PEM) and WWDR_CERTIFICATE."
         )
     elif development_chain:
+        credentials = certificates.all[0]
         log.warning(
             "no pass certificate configured: signing with a development certificate (%s, "
             "team %s) %s %s. iPhones refuse passes signed with it, because Apple did not "
@@ -299,12 +304,25 @@ def _report_credentials(
             config["DEVELOPMENT_CHAIN_DIR"],
         )
     else:
-        log.info(
-            "signing as %s (team %s), certificate valid until %s",
-            credentials.pass_type_identifier,
-            credentials.team_identifier,
-            credentials.expires_at.date().isoformat(),
-        )
+        for credentials in certificates.all:
+            used = certificates.for_type(credentials.pass_type_identifier)
+            if used is credentials:
+                log.info(
+                    "signing and pushing as %s (team %s) with %s, valid until %s",
+                    credentials.pass_type_identifier,
+                    credentials.team_identifier,
+                    credentials.variable,
+                    credentials.expires_at.date().isoformat(),
+                )
+            elif used is not None:  # a renewal: the one that expires last is used
+                log.info(
+                    "not using %s for %s: it is valid until %s, and %s (in use) until %s",
+                    credentials.variable,
+                    credentials.pass_type_identifier,
+                    credentials.expires_at.date().isoformat(),
+                    used.variable,
+                    used.expires_at.date().isoformat(),
+                )
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -319,13 +337,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         _check_webhook(app.config)
         app.config["PUSH_MODE"] = push_mode = _push_mode(app.config)
         with _start_up_report(shown=_flask_command() in (None, "run")):
-            credentials = load_credentials(app.config)
+            certificates = load_pass_certificates(app.config)
             chain_made = development_chain = False
-            if credentials is None and app.config["DEVELOPMENT"]:
+            if not certificates and app.config["DEVELOPMENT"]:
                 chain_dir = Path(app.config["DEVELOPMENT_CHAIN_DIR"])
                 credentials, chain_made = development_credentials(chain_dir)
+                certificates = Certificates((credentials,))
                 development_chain = True
-            _report_credentials(credentials, development_chain, chain_made, app.config)
+            _report_credentials(certificates, development_chain, chain_made, app.config)
         throttling.init_app(app, [admin.bp, dashboard.bp, metrics.bp])
     except (ConfigError, CredentialsError, throttling.StorageUnusable) as error:
         # One readable paragraph, not a traceback. Exit status 3 is gunicorn's "worker
@@ -337,7 +356,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     delivery.init_app(app)
     migrate.init_app(app, db, directory=str(HERE / "migrations"))
     runtime = context.Runtime(
-        credentials=credentials,
+        certificates=certificates,
         development_chain=development_chain,
     )
     app.extensions["pass_server"] = runtime

@@ -295,9 +295,11 @@ class UpdateCounter(db.Model):
 
 
 class PendingPush(db.Model):
-    """A device that must be told to fetch its passes again.
+    """A device that must be told to fetch its passes of one type again.
 
-    One row per device, not per update: a burst of updates sends one push. `version`
+    One row per device and pass type, not per update: a burst of updates sends one push.
+    APNs takes the pass type as the push's topic, over a connection that presents that
+    type's certificate, and the device then asks for its changed passes of that type. `version`
     grows with every new update so that a worker that claimed the row before the update
     does not delete it after sending (its push may have reached the phone too early).
     """
@@ -306,6 +308,9 @@ class PendingPush(db.Model):
 
     device_id: Mapped[int] = mapped_column(
         sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    pass_type_identifier: Mapped[str] = mapped_column(
+        sa.String(PASS_TYPE_ID_LENGTH), primary_key=True
     )
     version: Mapped[int] = mapped_column(default=1)
     attempts: Mapped[int] = mapped_column(default=0)

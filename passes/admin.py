@@ -145,6 +145,7 @@ def create(body: NewPass) -> tuple[Response, int]:
         data=body.pass_,
         files=store.decode_files(body.files),
         serial_number=body.serialNumber,
+        pass_type_identifier=body.passTypeIdentifier,
     )
     return _commit(pass_, report).answer(201)
 
@@ -319,14 +320,17 @@ def sign(query: SignQuery) -> Response:
     files = packages.read_zip(request.get_data())
     if "pass.json" not in files:
         raise ValidationError("the zip has no pass.json at its top level")
-    credentials = context.credentials()
-    pkpass, report = packages.sign_unsigned(files, credentials)
+    pkpass, report = packages.sign_unsigned(files, context.certificates())
     if query.store in ("1", "true"):
         pass_json = json.loads(files.pop("pass.json"))
         serial = pass_json.get("serialNumber")
         data = {k: v for k, v in pass_json.items() if k not in INJECTED_KEYS}
         pass_, report = store.create_pass(
-            template=None, data=data, files=files, serial_number=serial
+            template=None,
+            data=data,
+            files=files,
+            serial_number=serial,
+            pass_type_identifier=pass_json["passTypeIdentifier"],
         )
         db.session.commit()
         pkpass = store.build_pkpass(pass_)

@@ -187,7 +187,23 @@ def make_chain(
     ca_dates = {"not_after": ca_not_after} if ca_not_after else {}
     root = issue(subject_name("Fake Apple Root CA", o=organization), None, ca=True, **ca_dates)
     wwdr = make_wwdr(root, "G4", organization=organization, **ca_dates)
-    pass_cert = issue(
+    pass_cert = issue_pass_certificate(
+        wwdr, pass_type_identifier, team_identifier, not_before=not_before, not_after=not_after
+    )
+    return FakeAppleChain(root, wwdr, pass_cert, pass_type_identifier, team_identifier)
+
+
+def issue_pass_certificate(
+    wwdr: Issued,
+    pass_type_identifier: str,
+    team_identifier: str = TEAM_IDENTIFIER,
+    *,
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+) -> Issued:
+    """A Pass Type ID certificate issued by `wwdr`: another pass type of the same team, or
+    the same type renewed (with another expiry)."""
+    return issue(
         subject_name(
             f"Pass Type ID: {pass_type_identifier}",
             uid=pass_type_identifier,
@@ -200,7 +216,6 @@ def make_chain(
         not_after=not_after,
         extended_usages=[ExtendedKeyUsageOID.CLIENT_AUTH],
     )
-    return FakeAppleChain(root, wwdr, pass_cert, pass_type_identifier, team_identifier)
 
 
 def development_credentials(folder: Path) -> tuple[PassCredentials, bool]:

@@ -31,7 +31,7 @@ from passes import (
     webhooks,
 )
 from passes.credentials import load_certificate
-from passes.errors import ApiError
+from passes.errors import ApiError, ValidationError
 from passes.outages import Outage
 from passes.schemas import (
     MAX_PAGE,
@@ -123,14 +123,11 @@ def _warn(report: Report) -> None:
 
 def _pass_type(pass_type_id: str | None) -> str:
     """The pass type a command acts on: --type, when it is one this server signs, or the
-    only one there is."""
-    signed = context.credentials().pass_type_identifier
-    if pass_type_id is not None and pass_type_id != signed:
-        raise click.BadParameter(
-            f"{pass_type_id!r} is not a pass type of this server, which signs {signed}",
-            param_hint="--type",
-        )
-    return signed
+    only one there is (context.pass_type decides)."""
+    try:
+        return context.pass_type(pass_type_id)
+    except ValidationError as error:
+        raise click.BadParameter(error.message, param_hint="--type") from None
 
 
 def _note_development_chain() -> None:
@@ -160,7 +157,7 @@ type_option = click.option(
     "--type",
     "pass_type_id",
     metavar="PASS_TYPE_ID",
-    help="the pass's type (default: the certificate's)",
+    help="the pass's type (may be left out when the server has one)",
 )
 SHOWN_DEVICES = 10  # `show` lists the first few; `registrations` lists them all
 json_option = click.option("--json", "as_json", is_flag=True, help="as the admin API's JSON")
@@ -172,12 +169,14 @@ limit_option = click.option(
 @bp.cli.command("create")
 @click.option("--template", help="template name, e.g. storecard (flask passes templates list)")
 @click.option("--serial", help="serial number (generated when absent)")
+@type_option
 @data_option
 @data_file_option
 @file_option
 def create_command(
     template: str | None,
     serial: str | None,
+    pass_type_id: str | None,
     data: str | None,
     data_file: Path | None,
     files: tuple[Path, ...],
@@ -189,6 +188,7 @@ def create_command(
             data=_load_json(data, data_file),
             files=_files(files),
             serial_number=serial,
+            pass_type_identifier=_pass_type(pass_type_id),
         )
         db.session.commit()
     except (ApiError, PassInvalid) as error:
@@ -411,7 +411,7 @@ def push_command(serial: str | None, pass_type_id: str | None, everything: bool)
 @click.option("--once", is_flag=True, help="send what is pending, then exit")
 def worker_command(once: bool) -> None:
     """Send pending pushes as they appear (run one or more, on any machines)."""
-    context.credentials()  # fail now, readably, when nothing could be pushed
+    context.certificates()  # fail now, readably, when nothing could be pushed
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if once:
         click.echo(pushing.drain_now().line())
@@ -484,7 +484,9 @@ def verify_command(file: Path, root: Path | None) -> None:
 def sign_command(folder: Path, output: Path) -> None:
     """Validate a pass folder (pass.json, images, xx.lproj/) and sign it into a .pkpass."""
     try:
-        pkpass, report = packages.sign_unsigned(packages.read_folder(folder), context.credentials())
+        pkpass, report = packages.sign_unsigned(
+            packages.read_folder(folder), context.certificates()
+        )
     except (ApiError, PassInvalid) as error:
         _fail(error)
     _warn(report)

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,9 @@ APPLE_CA_URL = "https://www.apple.com/certificateauthority/"
 
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 EXPIRY_WARNING = timedelta(days=30)
+# The naming rule, here only: PASS_CERTIFICATE, then PASS_CERTIFICATE_2, PASS_CERTIFICATE_3,
+# ... Each is a path, with NAME_BASE64 (the content instead) and NAME_PASSWORD beside it.
+CERTIFICATE_PREFIX = "PASS_CERTIFICATE"
 
 
 class CredentialsError(Exception):
@@ -45,10 +49,20 @@ class PassCredentials:
     wwdr: x509.Certificate
     pass_type_identifier: str
     team_identifier: str
+    # The setting it was read from (PASS_CERTIFICATE, PASS_CERTIFICATE_2, ...).
+    variable: str = CERTIFICATE_PREFIX
 
     @property
     def expires_at(self) -> datetime:
         return self.certificate.not_valid_after_utc
+
+    def days_to_expiry(self, now: datetime | None = None) -> int:
+        return (self.expires_at - (now or datetime.now(UTC))).days
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 of the certificate: which certificate, among renewals of one type."""
+        return self.certificate.fingerprint(hashes.SHA256()).hex()
 
     def certificate_pem(self) -> bytes:
         return self.certificate.public_bytes(serialization.Encoding.PEM)
@@ -62,39 +76,136 @@ class PassCredentials:
         )
 
     def __repr__(self) -> str:  # keep the key out of any accidental log line
-        return f"PassCredentials({self.pass_type_identifier!r}, team={self.team_identifier!r})"
+        return (
+            f"PassCredentials({self.pass_type_identifier!r}, team={self.team_identifier!r}, "
+            f"from {self.variable})"
+        )
 
 
-def load_credentials(config: Mapping[str, Any]) -> PassCredentials | None:
-    """Credentials from the config, None when none are configured at all."""
-    certificate_data = _read_source(config, "PASS_CERTIFICATE")
+@dataclass(frozen=True)
+class Certificates:
+    """Every configured pass certificate, and for each pass type the one that signs and
+    pushes: of several for one Pass Type ID (a renewal), the one that expires last."""
+
+    all: tuple[PassCredentials, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.all)
+
+    @cached_property
+    def in_use(self) -> dict[str, PassCredentials]:
+        """Pass type identifier -> the certificate used for it."""
+        used: dict[str, PassCredentials] = {}
+        for credentials in self.all:
+            current = used.get(credentials.pass_type_identifier)
+            if current is None or credentials.expires_at > current.expires_at:
+                used[credentials.pass_type_identifier] = credentials
+        return dict(sorted(used.items()))
+
+    @property
+    def pass_types(self) -> list[str]:
+        return list(self.in_use)
+
+    def for_type(self, pass_type_identifier: str | None) -> PassCredentials | None:
+        return self.in_use.get(pass_type_identifier or "")
+
+    def is_used(self, credentials: PassCredentials) -> bool:
+        return self.in_use.get(credentials.pass_type_identifier) is credentials
+
+
+_CERTIFICATE_SETTING = re.compile(
+    rf"{CERTIFICATE_PREFIX}(?:_(?P<number>[2-9]|[1-9][0-9]+))?(?P<suffix>_BASE64|_PASSWORD)?"
+)
+
+
+def certificate_settings(env: Mapping[str, str]) -> dict[str, str | None]:
+    """Every PASS_CERTIFICATE... variable of the environment, for the app's config."""
+    settings: dict[str, str | None] = {
+        CERTIFICATE_PREFIX + suffix: None for suffix in ("", "_BASE64", "_PASSWORD")
+    }
+    settings.update(
+        {name: value for name, value in env.items() if name.startswith(CERTIFICATE_PREFIX)}
+    )
+    return settings
+
+
+def certificate_names(config: Mapping[str, Any]) -> list[str]:
+    """The certificates set in `config` (by their path setting's name), in number order."""
+    numbers: dict[str, int] = {}
+    for key, value in config.items():
+        if not isinstance(key, str) or not key.startswith(CERTIFICATE_PREFIX) or not value:
+            continue
+        match = _CERTIFICATE_SETTING.fullmatch(key)
+        if match is None:
+            raise CredentialsError(
+                f"{key} is not a setting this server reads. The first pass certificate is "
+                f"{CERTIFICATE_PREFIX}, the others {CERTIFICATE_PREFIX}_2, "
+                f"{CERTIFICATE_PREFIX}_3 and so on, each with _PASSWORD and _BASE64 beside "
+                f"it as for the first: rename {key}."
+            )
+        if match["suffix"] != "_PASSWORD":
+            name = key.removesuffix("_BASE64")
+            numbers[name] = int(match["number"] or 1)
+    return sorted(numbers, key=numbers.__getitem__)
+
+
+def load_pass_certificates(config: Mapping[str, Any]) -> Certificates:
+    """Every certificate in the config (none at all: empty), checked; for each pass type
+    the one that expires last must be valid."""
+    names = certificate_names(config)
     wwdr_data = _read_source(config, "WWDR_CERTIFICATE")
-    if certificate_data is None and wwdr_data is None:
-        return None
-    if certificate_data is None:
+    if not names and wwdr_data is None:
+        return Certificates()
+    if not names:
         raise CredentialsError(
             "WWDR_CERTIFICATE is set but PASS_CERTIFICATE is not. Set PASS_CERTIFICATE to the "
             ".p12 you exported from Keychain Access (or PASS_CERTIFICATE_BASE64 to its base64)."
         )
     if wwdr_data is None:
         raise CredentialsError(
-            "PASS_CERTIFICATE is set but WWDR_CERTIFICATE is not. Download Apple's current "
+            f"{names[0]} is set but WWDR_CERTIFICATE is not. Download Apple's current "
             "Worldwide Developer Relations intermediate (G4) from "
             f"{APPLE_CA_URL} and set WWDR_CERTIFICATE to its path "
             "(or WWDR_CERTIFICATE_BASE64 to its base64)."
         )
-    password = config.get("PASS_CERTIFICATE_PASSWORD") or None
-    key, certificate = _load_pass_certificate(certificate_data, password)
-    credentials = _check(key, certificate, _load_wwdrs(wwdr_data))
-    days_left = (credentials.expires_at - datetime.now(UTC)).days
-    if credentials.expires_at - datetime.now(UTC) < EXPIRY_WARNING:
-        log.warning(
-            "the pass certificate expires in %d days (%s); renew it in the Apple Developer "
-            "portal and replace PASS_CERTIFICATE before then, or passes stop updating",
-            days_left,
-            credentials.expires_at.date().isoformat(),
-        )
-    return credentials
+    wwdrs = _load_wwdrs(wwdr_data)
+    loaded = []
+    for name in names:
+        data = _read_source(config, name)
+        assert data is not None  # named because it is set
+        password = config.get(f"{name}_PASSWORD") or None
+        key, certificate = _load_pass_certificate(name, data, password)
+        loaded.append(_check(name, key, certificate, wwdrs))
+    certificates = Certificates(tuple(loaded))
+    now = datetime.now(UTC)
+    for credentials in certificates.in_use.values():
+        # The one used expires last: when it has expired, every one of its type has.
+        if credentials.expires_at < now:
+            raise CredentialsError(
+                f"The pass certificate in {credentials.variable} expired on "
+                f"{credentials.expires_at.date().isoformat()}. Create a new one for "
+                f"{credentials.pass_type_identifier} in the Apple Developer portal and export it."
+            )
+        if credentials.expires_at - now < EXPIRY_WARNING:
+            log.warning(
+                "the pass certificate for %s expires in %d days (%s); renew it in the Apple "
+                "Developer portal and add it (as %s_2, ... or in place of %s) before then, "
+                "or passes stop updating",
+                credentials.pass_type_identifier,
+                credentials.days_to_expiry(now),
+                credentials.expires_at.date().isoformat(),
+                CERTIFICATE_PREFIX,
+                credentials.variable,
+            )
+    return certificates
+
+
+def load_credentials(config: Mapping[str, Any]) -> PassCredentials | None:
+    """The certificate of a configuration with one pass type, None when none is set."""
+    in_use = list(load_pass_certificates(config).in_use.values())
+    if len(in_use) > 1:
+        raise CredentialsError("several pass types are configured; use load_pass_certificates")
+    return in_use[0] if in_use else None
 
 
 def _read_source(config: Mapping[str, Any], name: str) -> bytes | None:
@@ -123,14 +234,14 @@ def _read_source(config: Mapping[str, Any], name: str) -> bytes | None:
 
 
 def _load_pass_certificate(
-    data: bytes, password: str | None
+    name: str, data: bytes, password: str | None
 ) -> tuple[SigningKey, x509.Certificate]:
     if b"-----BEGIN" in data:
-        return _load_pem(data, password)
-    return _load_p12(data, password)
+        return _load_pem(name, data, password)
+    return _load_p12(name, data, password)
 
 
-def _load_p12(data: bytes, password: str | None) -> tuple[SigningKey, x509.Certificate]:
+def _load_p12(name: str, data: bytes, password: str | None) -> tuple[SigningKey, x509.Certificate]:
     # Keychain exports may use RC2/3DES; cryptography's bundled OpenSSL loads its legacy
     # provider for these, so no extra step is needed here.
     attempts = [password.encode()] if password else [None, b""]
@@ -143,50 +254,50 @@ def _load_p12(data: bytes, password: str | None) -> tuple[SigningKey, x509.Certi
             continue
         if key is None or certificate is None:
             raise CredentialsError(
-                "PASS_CERTIFICATE holds no private key and certificate pair. In Keychain "
+                f"{name} holds no private key and certificate pair. In Keychain "
                 "Access, expand the Pass Type ID certificate, select it together with its "
                 "private key, and export both as one .p12."
             )
         if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-            raise CredentialsError("PASS_CERTIFICATE holds a key that is neither RSA nor EC.")
+            raise CredentialsError(f"{name} holds a key that is neither RSA nor EC.")
         return key, certificate
     hint = (
-        "PASS_CERTIFICATE_PASSWORD is wrong"
+        f"{name}_PASSWORD is wrong"
         if password
-        else "the .p12 needs a password: set PASS_CERTIFICATE_PASSWORD"
+        else f"the .p12 needs a password: set {name}_PASSWORD"
     )
     log.debug("p12 load failed: %s", type(last_error).__name__)
     raise CredentialsError(
-        f"PASS_CERTIFICATE could not be opened as a .p12: {hint}, or the file is not a "
+        f"{name} could not be opened as a .p12: {hint}, or the file is not a "
         "PKCS#12 export. Export the Pass Type ID certificate with its private key from "
         "Keychain Access (File > Export Items, format Personal Information Exchange .p12)."
     )
 
 
-def _load_pem(data: bytes, password: str | None) -> tuple[SigningKey, x509.Certificate]:
+def _load_pem(name: str, data: bytes, password: str | None) -> tuple[SigningKey, x509.Certificate]:
     try:
         certificates = x509.load_pem_x509_certificates(data)
     except ValueError:
         certificates = []
     if not certificates:
         raise CredentialsError(
-            "PASS_CERTIFICATE is a PEM file without a certificate. Put the Pass Type ID "
+            f"{name} is a PEM file without a certificate. Put the Pass Type ID "
             "certificate and its private key in the same PEM file."
         )
     try:
         key = serialization.load_pem_private_key(data, password.encode() if password else None)
     except TypeError:
         raise CredentialsError(
-            "The private key in PASS_CERTIFICATE is encrypted: set PASS_CERTIFICATE_PASSWORD."
+            f"The private key in {name} is encrypted: set {name}_PASSWORD."
         ) from None
     except ValueError:
         raise CredentialsError(
-            "The private key in PASS_CERTIFICATE could not be read: it is missing, or "
-            "PASS_CERTIFICATE_PASSWORD is wrong. Put the key (BEGIN PRIVATE KEY) and the "
+            f"The private key in {name} could not be read: it is missing, or "
+            f"{name}_PASSWORD is wrong. Put the key (BEGIN PRIVATE KEY) and the "
             "certificate in one PEM file."
         ) from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        raise CredentialsError("PASS_CERTIFICATE holds a key that is neither RSA nor EC.")
+        raise CredentialsError(f"{name} holds a key that is neither RSA nor EC.")
     # A PEM may carry the WWDR or other certificates too: take the one the key belongs to.
     for certificate in certificates:
         if _same_public_key(certificate, key):
@@ -284,39 +395,32 @@ def subject_value(certificate: x509.Certificate, oid: x509.ObjectIdentifier) -> 
 
 
 def _check(
-    key: SigningKey, certificate: x509.Certificate, wwdrs: list[x509.Certificate]
+    name: str, key: SigningKey, certificate: x509.Certificate, wwdrs: list[x509.Certificate]
 ) -> PassCredentials:
     if not _same_public_key(certificate, key):
         raise CredentialsError(
-            "The private key in PASS_CERTIFICATE does not belong to its certificate. Export "
+            f"The private key in {name} does not belong to its certificate. Export "
             "the certificate again together with its own private key from Keychain Access."
         )
     pass_type_identifier = subject_value(certificate, NameOID.USER_ID)
     team_identifier = subject_value(certificate, NameOID.ORGANIZATIONAL_UNIT_NAME)
     if not pass_type_identifier or not pass_type_identifier.startswith("pass."):
         raise CredentialsError(
-            "PASS_CERTIFICATE is not a Pass Type ID certificate (its subject has no UID "
+            f"{name} is not a Pass Type ID certificate (its subject has no UID "
             "starting with 'pass.'). In the Apple Developer portal create a Pass Type ID, "
             "make its certificate, and export that one."
         )
     if not team_identifier:
         raise CredentialsError(
-            "PASS_CERTIFICATE has no team identifier (subject OU). Use the certificate the "
+            f"{name} has no team identifier (subject OU). Use the certificate the "
             "Apple Developer portal made for your Pass Type ID."
         )
-    now = datetime.now(UTC)
-    if certificate.not_valid_after_utc < now:
-        raise CredentialsError(
-            f"The pass certificate in PASS_CERTIFICATE expired on "
-            f"{certificate.not_valid_after_utc.date().isoformat()}. Create a new one for "
-            f"{pass_type_identifier} in the Apple Developer portal and export it."
-        )
-    wwdr = _issuing_wwdr(certificate, wwdrs, now)
-    return PassCredentials(certificate, key, wwdr, pass_type_identifier, team_identifier)
+    wwdr = _issuing_wwdr(name, certificate, wwdrs, datetime.now(UTC))
+    return PassCredentials(certificate, key, wwdr, pass_type_identifier, team_identifier, name)
 
 
 def _issuing_wwdr(
-    certificate: x509.Certificate, wwdrs: list[x509.Certificate], now: datetime
+    name: str, certificate: x509.Certificate, wwdrs: list[x509.Certificate], now: datetime
 ) -> x509.Certificate:
     """The WWDR intermediate among those given that issued the pass certificate.
 
@@ -329,7 +433,7 @@ def _issuing_wwdr(
     if not issuers:
         given = "; ".join(_describe(wwdr) for wwdr in wwdrs)
         raise CredentialsError(
-            f"No certificate in WWDR_CERTIFICATE issued the certificate in PASS_CERTIFICATE "
+            f"No certificate in WWDR_CERTIFICATE issued the certificate in {name} "
             f"(it was issued by {_describe_name(certificate.issuer)}; WWDR_CERTIFICATE holds "
             f"{given}). {download}"
         )
@@ -338,7 +442,7 @@ def _issuing_wwdr(
         expired = max(wwdr.not_valid_after_utc for wwdr in issuers)
         raise CredentialsError(
             f"The WWDR intermediate in WWDR_CERTIFICATE that issued the pass certificate "
-            f"expired on {expired.date().isoformat()}. {download}"
+            f"expired on {expired.date().isoformat()} ({name} needs it). {download}"
         )
     # The same intermediate renewed (same name and key) may be given twice: keep the newest.
     wwdr = max(valid, key=lambda candidate: candidate.not_valid_after_utc)

@@ -48,10 +48,12 @@ from models import (
 )
 from passes import (
     admin,
+    context,
     delivery,
     distribution,
     doctor,
     field_form,
+    health,
     links,
     overview,
     pass_templates,
@@ -367,9 +369,15 @@ def new_pass() -> Any:
     if request.method == "POST":
         typed = request.form
         serial = request.form.get("serialNumber", "").strip() or None
+        pass_type = request.form.get("passTypeIdentifier") or None
 
         def create(data: dict[str, Any]) -> tuple[Pass, Report]:
-            return store.create_pass(template=chosen or None, data=data, serial_number=serial)
+            return store.create_pass(
+                template=chosen or None,
+                data=data,
+                serial_number=serial,
+                pass_type_identifier=pass_type,
+            )
 
         done = _save(field_form.read(base, request.form), create)
         if isinstance(done, Response):
@@ -384,6 +392,8 @@ def new_pass() -> Any:
         chosen=chosen,
         rows=field_form.by_row(field_form.inputs(base, typed, strings)),
         serial_number=typed.get("serialNumber", "") if typed else "",
+        pass_types=context.runtime().certificates.pass_types,
+        pass_type=typed.get("passTypeIdentifier", "") if typed else "",
         json_text=typed.get(field_form.JSON_INPUT, "") if typed else "",
         problems=problems,
     )
@@ -462,6 +472,13 @@ def _save(
             serial_number=pass_.serial_number,
         )
     )
+
+
+@bp.get("/certificates")
+def certificates() -> str:
+    """Every configured certificate: its pass type and team, whether it is used, its expiry."""
+    listed = health.certificate_list(context.runtime().certificates, utcnow())
+    return render_template("dashboard/certificates.html", certificates=listed)
 
 
 @bp.get("/logs")

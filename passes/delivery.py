@@ -431,11 +431,13 @@ def record_wallet_log(messages: Iterable[str], now: datetime) -> None:
 
 def record_pushes(
     connection: sa.Connection,
+    pass_type_identifier: str,
     devices_by_token: dict[str, list[int]],
     results: Iterable[PushResult],
     now: datetime,
 ) -> None:
-    """Write a batch's APNs answers on the registrations of the devices pushed.
+    """Write a batch's APNs answers on the registrations of the devices pushed, for their
+    passes of the type pushed (the push's topic).
 
     In the worker's finish transaction, before dead tokens' devices are deleted (their
     registrations are counted as removed). One statement for the batch on PostgreSQL, which
@@ -472,7 +474,8 @@ def record_pushes(
             .with_for_update()
         )
     if rows:
-        _write_pushes(connection, rows, dead_devices + [row["device"] for row in rows], now)
+        batch = dead_devices + [row["device"] for row in rows]
+        _write_pushes(connection, pass_type_identifier, rows, batch, now)
     if dead:
         # Still holding the dead token: a device that registered again meanwhile (a restored
         # phone) came with a new one and is not removed.
@@ -494,9 +497,19 @@ def record_pushes(
 
 
 def _write_pushes(
-    connection: sa.Connection, rows: list[dict[str, Any]], batch: list[int], now: datetime
+    connection: sa.Connection,
+    pass_type_identifier: str,
+    rows: list[dict[str, Any]],
+    batch: list[int],
+    now: datetime,
 ) -> None:
     pass_tag = sa.select(Pass.update_tag).where(Pass.id == Registration.pass_id).scalar_subquery()
+    # The device's passes of other types were not part of this push.
+    of_type = (
+        sa.select(Pass.id)
+        .where(Pass.id == Registration.pass_id, Pass.pass_type_identifier == pass_type_identifier)
+        .exists()
+    )
     # A phone that downloaded the version before its push was written here has answered it
     # already: its time is not measured, and no later download is taken for its answer.
     answered = sa.case((Registration.fetched_tag >= pass_tag, Registration.fetched_at))
@@ -511,7 +524,7 @@ def _write_pushes(
         ).data([tuple(row.values()) for row in rows])
         connection.execute(
             sa.update(Registration)
-            .where(Registration.device_id == answers.c.device)
+            .where(Registration.device_id == answers.c.device, of_type)
             .where(_in_id_order(lambda r: r.device_id.in_(batch)))
             .values(
                 push_answered_at=answered,
@@ -527,7 +540,7 @@ def _write_pushes(
     # SQLite runs in-process: one statement per device costs no round trip.
     connection.execute(
         sa.update(Registration)
-        .where(Registration.device_id == sa.bindparam("device"))
+        .where(Registration.device_id == sa.bindparam("device"), of_type)
         .values(
             push_answered_at=answered,
             pushed_at=now,

@@ -100,7 +100,7 @@ def diagnose(pass_: Pass, now: datetime | None = None, devices: int | None = Non
     found.checks.append(_devices(found))
     behind = [item for item in everyone if item.state is not State.CURRENT]
     found.devices = behind[:DEVICES_DESCRIBED]
-    queued = _queued(item.device_id for item in found.devices)
+    queued = _queued((item.device_id for item in found.devices), pass_.pass_type_identifier)
     found.checks += [_device(item, pass_, queued, now) for item in found.devices]
     if len(behind) > DEVICES_DESCRIBED:
         found.checks.append(
@@ -119,7 +119,7 @@ def diagnose(pass_: Pass, now: datetime | None = None, devices: int | None = Non
 def _web_service_url(pass_: Pass) -> Check:
     expected = context.web_service_url()
     try:
-        if context.runtime().credentials is None:
+        if context.runtime().certificates.for_type(pass_.pass_type_identifier) is None:
             # Nothing can be built without it (the next link says so); the URL is the one
             # the service writes into every pass.
             pass_json = {"webServiceURL": expected}
@@ -158,21 +158,23 @@ def _web_service_url(pass_: Pass) -> Check:
 
 
 def _certificate(pass_: Pass, now: datetime) -> Check:
-    credentials = context.runtime().credentials
-    if credentials is None:
+    certificates = context.runtime().certificates
+    if not certificates:
         return Check(
             "certificate",
             False,
             "no pass certificate is configured: passes cannot be signed nor pushed",
             "set PASS_CERTIFICATE (your .p12) and WWDR_CERTIFICATE, then restart",
         )
-    if credentials.pass_type_identifier != pass_.pass_type_identifier:
+    credentials = certificates.for_type(pass_.pass_type_identifier)
+    if credentials is None:
         return Check(
             "certificate",
             False,
-            f"the certificate is for {credentials.pass_type_identifier}, the pass is "
-            f"{pass_.pass_type_identifier}: Wallet refuses its signature and APNs its pushes",
-            f"configure the Pass Type ID certificate of {pass_.pass_type_identifier}",
+            f"the certificates are for {', '.join(certificates.pass_types)}, the pass is "
+            f"{pass_.pass_type_identifier}: it can be neither signed nor pushed",
+            f"configure the Pass Type ID certificate of {pass_.pass_type_identifier} "
+            "(PASS_CERTIFICATE_2, or the next free number)",
         )
     expires = credentials.expires_at
     if expires <= now:
@@ -211,11 +213,17 @@ def _devices(found: Diagnosis) -> Check:
     return Check("devices", True, f"{found.registered} registered: {counts}")
 
 
-def _queued(device_ids: Iterable[int]) -> dict[int, PendingPush]:
+def _queued(device_ids: Iterable[int], pass_type_identifier: str) -> dict[int, PendingPush]:
+    """The devices' pushes waiting for the pass's type (each type is its own push)."""
     ids = list(device_ids)
     if not ids:
         return {}
-    rows = db.session.scalars(sa.select(PendingPush).where(PendingPush.device_id.in_(ids)))
+    rows = db.session.scalars(
+        sa.select(PendingPush).where(
+            PendingPush.device_id.in_(ids),
+            PendingPush.pass_type_identifier == pass_type_identifier,
+        )
+    )
     return {row.device_id: row for row in rows}
 
 

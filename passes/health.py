@@ -14,8 +14,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from models import db
 from passes import context, pushing
+from passes.credentials import Certificates
 from passes.openapi import NONE, NUL_IN_QUERY, SERVICE_TAG
-from passes.schemas import Health, HealthChecks, json_response
+from passes.schemas import CertificateInfo, Health, HealthChecks, json_response
 
 log = logging.getLogger(__name__)
 
@@ -53,21 +54,32 @@ def healthz() -> Response:
         log.warning("health check: database unreachable (%s)", type(error).__name__)
         checks["database"] = "unreachable"
         healthy = False
-    credentials = context.runtime().credentials
-    if credentials is None:
-        checks["certificate"] = "not configured: set PASS_CERTIFICATE and WWDR_CERTIFICATE"
+    listed = certificate_list(context.runtime().certificates, datetime.now(UTC))
+    if not listed:
+        checks["certificates"] = "not configured: set PASS_CERTIFICATE and WWDR_CERTIFICATE"
         healthy = False
     else:
-        days = (credentials.expires_at - datetime.now(UTC)).days
-        checks["certificate"] = {
-            "passTypeIdentifier": credentials.pass_type_identifier,
-            "expiresAt": credentials.expires_at.isoformat(),
-            "daysToExpiry": days,
-        }
-        healthy &= days >= 0
+        checks["certificates"] = listed
+        # An old certificate beside its renewal may expire; the one in use may not.
+        healthy &= all(info.daysToExpiry >= 0 for info in listed if info.inUse)
     return Health(status="ok" if healthy else "unhealthy", checks=HealthChecks(**checks)).answer(
         200 if healthy else 503
     )
+
+
+def certificate_list(certificates: Certificates, now: datetime) -> list[CertificateInfo]:
+    """Every configured certificate, as /healthz and the dashboard list them."""
+    return [
+        CertificateInfo(
+            setting=credentials.variable,
+            passTypeIdentifier=credentials.pass_type_identifier,
+            teamIdentifier=credentials.team_identifier,
+            inUse=certificates.is_used(credentials),
+            expiresAt=credentials.expires_at.isoformat(),
+            daysToExpiry=credentials.days_to_expiry(now),
+        )
+        for credentials in certificates.all
+    ]
 
 
 def _script_directory() -> ScriptDirectory:

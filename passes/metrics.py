@@ -126,7 +126,9 @@ class DatabaseCollector(Collector):
             )
         ).one()
         yield GaugeMetricFamily(
-            "passes_push_queue_due", "Devices whose push is due now.", value=depth
+            "passes_push_queue_due",
+            "Pushes due now (one per device and pass type).",
+            value=depth,
         )
         yield GaugeMetricFamily(
             "passes_push_queue_oldest_due_seconds",
@@ -154,13 +156,12 @@ class DatabaseCollector(Collector):
     def _certificate(self) -> Metric:
         certificate = GaugeMetricFamily(
             "passes_certificate_days_to_expiry",
-            "Days until the pass certificate expires (negative: expired).",
+            "Days until the certificate used for each pass type expires (negative: expired).",
             labels=["pass_type_identifier"],
         )
-        credentials = context.runtime().credentials
-        if credentials is not None:
+        for pass_type, credentials in context.runtime().certificates.in_use.items():
             days = (credentials.expires_at - datetime.now(UTC)).total_seconds() / 86400
-            certificate.add_metric([credentials.pass_type_identifier], days)
+            certificate.add_metric([pass_type], days)
         return certificate
 
 

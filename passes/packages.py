@@ -7,7 +7,7 @@ import json
 import zipfile
 from pathlib import Path
 
-from passes.credentials import PassCredentials
+from passes.credentials import Certificates
 from passes.errors import ValidationError
 from passes.signing import sign_package
 from passes.validation import PassInvalid, Problem, Report, ensure_valid
@@ -90,23 +90,39 @@ def _unwrap(files: dict[str, bytes]) -> dict[str, bytes]:
     return files
 
 
-def sign_unsigned(files: dict[str, bytes], credentials: PassCredentials) -> tuple[bytes, Report]:
-    """Validate, check the identifiers match our certificate, and sign."""
+def sign_unsigned(files: dict[str, bytes], certificates: Certificates) -> tuple[bytes, Report]:
+    """Validate, check the identifiers match one of our certificates, and sign with it."""
     report = ensure_valid(files)
     pass_json = json.loads(files["pass.json"])
-    mismatches = Report()
-    for key, ours in (
-        ("passTypeIdentifier", credentials.pass_type_identifier),
-        ("teamIdentifier", credentials.team_identifier),
-    ):
-        if pass_json.get(key) != ours:
-            mismatches.errors.append(
-                Problem(
-                    f"$.{key}",
-                    f"is {pass_json.get(key)!r} but this service's certificate is for {ours!r}",
-                    f"set {key} to {ours!r}; Wallet refuses a pass signed for another one",
-                )
+    pass_type = pass_json.get("passTypeIdentifier")
+    credentials = certificates.for_type(pass_type)
+    if credentials is None:
+        ours = " or ".join(repr(t) for t in certificates.pass_types)
+        raise PassInvalid(
+            Report(
+                errors=[
+                    Problem(
+                        "$.passTypeIdentifier",
+                        f"is {pass_type!r} but this service's certificates are for {ours}",
+                        f"set passTypeIdentifier to {ours}; Wallet refuses a pass signed "
+                        "for another one",
+                    )
+                ]
             )
-    if mismatches.errors:
-        raise PassInvalid(mismatches)
+        )
+    team = credentials.team_identifier
+    if pass_json.get("teamIdentifier") != team:
+        raise PassInvalid(
+            Report(
+                errors=[
+                    Problem(
+                        "$.teamIdentifier",
+                        f"is {pass_json.get('teamIdentifier')!r} but the certificate of "
+                        f"{pass_type} is for {team!r}",
+                        f"set teamIdentifier to {team!r}; Wallet refuses a pass signed for "
+                        "another one",
+                    )
+                ]
+            )
+        )
     return sign_package(files, credentials), report

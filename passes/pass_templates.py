@@ -215,9 +215,11 @@ def check_template(files: dict[str, bytes]) -> Checked:
 
 
 def _identity() -> Identity:
-    credentials = context.runtime().credentials
-    if credentials is None:
+    # A template serves every pass type: checked as a pass of the first one would be.
+    in_use = context.runtime().certificates.in_use
+    if not in_use:
         return SAMPLE_IDENTITY
+    credentials = next(iter(in_use.values()))
     return Identity(
         pass_type_identifier=credentials.pass_type_identifier,
         team_identifier=credentials.team_identifier,

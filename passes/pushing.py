@@ -8,6 +8,9 @@ crash after commit loses nothing. A drain repeats three steps, one after the oth
 2. send it, with no transaction open, renewing the lease while APNs answers;
 3. finish it: delete what was sent, drop dead tokens, reschedule the rest.
 
+Each pass type is pushed with its own certificate and topic: a batch holds devices of any
+type, and each type's part goes over that type's APNs client (one per certificate).
+
 A worker holds one batch at a time, for one short lease. Killed, its devices go to another
 worker when the lease runs out, and at most that batch is pushed twice: at least once, never
 dropped. Stopped (SIGTERM), it hands back what it could not finish. A database outage pauses
@@ -22,7 +25,7 @@ import contextlib
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +36,7 @@ from flask import Flask, current_app
 from models import Device, PendingPush, PushOutcomeCount, db, utcnow
 from passes import background, context, delivery, outages, pacing, webhooks
 from passes.apns import ApnsClient, ApnsSettings, CertificateRejected, Outcome, PushResult
+from passes.credentials import PassCredentials
 from passes.outages import DATABASE_DOWN, Outage
 from passes.pacing import Pacer
 from passes.store import dialect_insert
@@ -81,14 +85,16 @@ class PushSummary:
 
 @dataclass
 class _Claimed:
-    """One batch: the version of each claimed row and the devices behind each token."""
+    """One batch's part of one pass type (the APNs topic): the version of each claimed
+    row and the devices behind each token."""
 
+    topic: str
     versions: dict[int, int] = field(default_factory=dict)
     devices_by_token: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
 
 
-def apns_settings() -> ApnsSettings:
-    credentials = context.credentials()
+def apns_settings(credentials: PassCredentials) -> ApnsSettings:
+    """How to push passes of the credentials' type: its certificate, its topic."""
     config = current_app.config
     return ApnsSettings(
         topic=credentials.pass_type_identifier,
@@ -102,50 +108,71 @@ def apns_settings() -> ApnsSettings:
     )
 
 
+@contextlib.asynccontextmanager
+async def apns_clients() -> AsyncIterator[dict[str, ApnsClient]]:
+    """One APNs client per pass type, each presenting its type's certificate (APNs refuses
+    a topic that is not the certificate's). A client connects at its first push."""
+    async with contextlib.AsyncExitStack() as stack:
+        clients = {}
+        for topic, credentials in context.certificates().in_use.items():
+            client = ApnsClient(apns_settings(credentials))
+            clients[topic] = await stack.enter_async_context(client)
+        yield clients
+
+
 def pending_count() -> int:
     return db.session.scalar(sa.select(sa.func.count()).select_from(PendingPush)) or 0
 
 
-def _claim(engine: sa.Engine, limit: int, lease: timedelta) -> _Claimed:
-    """Lease up to `limit` due devices to this worker, in a transaction of its own."""
+def _claim(
+    engine: sa.Engine, limit: int, lease: timedelta, topics: Collection[str]
+) -> list[_Claimed]:
+    """Lease up to `limit` due pushes of these pass types to this worker, in a transaction
+    of its own; one part per type."""
     now = utcnow()
+    key = sa.tuple_(PendingPush.device_id, PendingPush.pass_type_identifier)
     available = (
-        sa.select(PendingPush.device_id)
+        sa.select(PendingPush.device_id, PendingPush.pass_type_identifier)
+        .where(PendingPush.pass_type_identifier.in_(topics))
         .where(PendingPush.due_at <= now)
         .where(sa.or_(PendingPush.claimed_until.is_(None), PendingPush.claimed_until < now))
         .order_by(PendingPush.due_at)
         .limit(limit)
         .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers anyway
     )
-    claim = (
-        sa.update(PendingPush)
-        .where(PendingPush.device_id.in_(available))
-        .values(claimed_until=now + lease)
-    )
+    claim = sa.update(PendingPush).where(key.in_(available)).values(claimed_until=now + lease)
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             # One statement claims the rows and returns their tokens (UPDATE ... FROM devices).
             rows = connection.execute(
                 claim.where(PendingPush.device_id == Device.id).returning(
-                    PendingPush.device_id, PendingPush.version, Device.push_token
+                    PendingPush.device_id,
+                    PendingPush.pass_type_identifier,
+                    PendingPush.version,
+                    Device.push_token,
                 )
             ).all()
         else:
             # SQLite's RETURNING cannot name another table's columns: read the tokens after.
-            versions = dict(
+            claimed_rows = connection.execute(
+                claim.returning(
+                    PendingPush.device_id, PendingPush.pass_type_identifier, PendingPush.version
+                )
+            ).all()
+            tokens = dict(
                 connection.execute(
-                    claim.returning(PendingPush.device_id, PendingPush.version)
+                    sa.select(Device.id, Device.push_token).where(
+                        Device.id.in_({row[0] for row in claimed_rows})
+                    )
                 ).all()
             )
-            tokens = connection.execute(
-                sa.select(Device.id, Device.push_token).where(Device.id.in_(versions))
-            )
-            rows = [(device_id, versions[device_id], token) for device_id, token in tokens]
-    claimed = _Claimed()
-    for device_id, version, token in rows:
-        claimed.versions[device_id] = version
-        claimed.devices_by_token[token].append(device_id)
-    return claimed
+            rows = [(*row, tokens[row[0]]) for row in claimed_rows if row[0] in tokens]
+    parts: dict[str, _Claimed] = {}
+    for device_id, topic, version, token in rows:
+        part = parts.setdefault(topic, _Claimed(topic))
+        part.versions[device_id] = version
+        part.devices_by_token[token].append(device_id)
+    return list(parts.values())
 
 
 def _retry_at(attempts: int, now: datetime) -> datetime:
@@ -153,13 +180,19 @@ def _retry_at(attempts: int, now: datetime) -> datetime:
     return now + delay * random.uniform(0.5, 1.0)
 
 
+def _of(claimed: _Claimed) -> Any:
+    """The pending rows of a claimed part (a device has one per pass type)."""
+    return sa.and_(
+        PendingPush.pass_type_identifier == claimed.topic,
+        PendingPush.device_id.in_(claimed.versions),
+    )
+
+
 def _renew(engine: sa.Engine, claimed: _Claimed, lease: timedelta) -> None:
     """Extend the lease on a batch that is still being sent."""
     with engine.begin() as connection:
         connection.execute(
-            sa.update(PendingPush)
-            .where(PendingPush.device_id.in_(claimed.versions))
-            .values(claimed_until=utcnow() + lease)
+            sa.update(PendingPush).where(_of(claimed)).values(claimed_until=utcnow() + lease)
         )
 
 
@@ -192,14 +225,15 @@ def _finish(engine: sa.Engine, claimed: _Claimed, results: list[PushResult]) -> 
             summary.retry_later += len(devices)
     now = utcnow()
     with engine.begin() as connection:
-        delivery.record_pushes(connection, claimed.devices_by_token, results, now)
-        # The batch's queue rows, locked at once in the order of their devices' ids, as a
-        # change queueing pushes takes them (store._enqueue_for); the statements below
-        # take them group by group. SQLite has no row locks and one writer at a time.
+        delivery.record_pushes(connection, claimed.topic, claimed.devices_by_token, results, now)
+        # The batch's queue rows (of its one pass type), locked at once in the order of their
+        # devices' ids, as a change queueing pushes takes them (store._enqueue_for, by device
+        # and type); the statements below take them group by group. SQLite has no row locks
+        # and one writer at a time.
         if connection.dialect.name == "postgresql":
             connection.execute(
                 sa.select(PendingPush.device_id)
-                .where(PendingPush.device_id.in_(claimed.versions))
+                .where(_of(claimed))
                 .order_by(PendingPush.device_id)
                 .with_for_update()
             )
@@ -210,7 +244,9 @@ def _finish(engine: sa.Engine, claimed: _Claimed, results: list[PushResult]) -> 
         for version, devices in _group_by(done).items():
             deleted += connection.execute(
                 sa.delete(PendingPush).where(
-                    PendingPush.version == version, PendingPush.device_id.in_(devices)
+                    PendingPush.version == version,
+                    PendingPush.pass_type_identifier == claimed.topic,
+                    PendingPush.device_id.in_(devices),
                 )
             ).rowcount
         events: list[webhooks.Event] = []
@@ -239,7 +275,7 @@ def _finish(engine: sa.Engine, claimed: _Claimed, results: list[PushResult]) -> 
             ]
         webhooks.emit(connection, events)
         if later:
-            _reschedule(connection, later, now)
+            _reschedule(connection, claimed.topic, later, now)
         # What is still claimed (bumped by a newer update, or never answered) is free again.
         # Usually that is nothing, and the UPDATE over every claimed id is not worth making.
         dead_devices = sum(len(devices) for devices in dead.values())
@@ -247,7 +283,7 @@ def _finish(engine: sa.Engine, claimed: _Claimed, results: list[PushResult]) -> 
         if deleted < len(done) or removed < dead_devices or finished < len(claimed.versions):
             connection.execute(
                 sa.update(PendingPush)
-                .where(PendingPush.device_id.in_(claimed.versions))
+                .where(_of(claimed))
                 .where(PendingPush.device_id.not_in(later))
                 .values(claimed_until=None)
             )
@@ -255,17 +291,18 @@ def _finish(engine: sa.Engine, claimed: _Claimed, results: list[PushResult]) -> 
     return summary
 
 
-def _reschedule(connection: sa.Connection, devices: list[int], now: datetime) -> None:
+def _reschedule(connection: sa.Connection, topic: str, devices: list[int], now: datetime) -> None:
+    of_topic = PendingPush.pass_type_identifier == topic
     attempts = connection.execute(
         sa.select(PendingPush.device_id, PendingPush.attempts).where(
-            PendingPush.device_id.in_(devices)
+            of_topic, PendingPush.device_id.in_(devices)
         )
     ).all()
     # One UPDATE per number of attempts so far (a few), each with its own jitter.
     for count, group in _group_by(attempts).items():
         connection.execute(
             sa.update(PendingPush)
-            .where(PendingPush.device_id.in_(group))
+            .where(of_topic, PendingPush.device_id.in_(group))
             .values(attempts=count + 1, claimed_until=None, due_at=_retry_at(count, now))
         )
 
@@ -300,11 +337,12 @@ def _count_outcomes(connection: sa.Connection, summary: PushSummary, now: dateti
 
 
 class Drainer:
-    """Sends what is queued over one APNs client: claim, send, finish, one after the other."""
+    """Sends what is queued over APNs clients, one per pass type: claim, send, finish, one
+    after the other."""
 
     def __init__(
         self,
-        client: ApnsClient,
+        clients: Mapping[str, ApnsClient],
         engine: sa.Engine,
         *,
         batch_size: int,
@@ -313,7 +351,7 @@ class Drainer:
         stop: asyncio.Event | None = None,
         outage: Outage | None = None,
     ) -> None:
-        self.client = client
+        self.clients = clients
         self.engine = engine
         self.batch_size = batch_size
         self.lease = lease
@@ -321,14 +359,14 @@ class Drainer:
         self.stop = stop or asyncio.Event()
         self.outage = outage or Outage()
         self.total = PushSummary()  # everything recorded, across drains that failed midway
-        # A batch sent whose finish failed (database down): recorded before anything else,
-        # so that an outage does not make its devices wait for the lease and be pushed twice.
-        self.unrecorded: tuple[_Claimed, list[PushResult]] | None = None
+        # Batches sent whose finish failed (database down): recorded before anything else,
+        # so that an outage does not make their devices wait for the lease and be pushed twice.
+        self.unrecorded: list[tuple[_Claimed, list[PushResult]]] = []
 
     @classmethod
     def from_config(
         cls,
-        client: ApnsClient,
+        clients: Mapping[str, ApnsClient],
         config: Any,
         *,
         pacer: Pacer | None = None,
@@ -336,7 +374,7 @@ class Drainer:
         outage: Outage | None = None,
     ) -> Drainer:
         return cls(
-            client,
+            clients,
             db.engine,
             batch_size=config["PUSH_BATCH_SIZE"],
             lease=timedelta(seconds=config["PUSH_LEASE_SECONDS"]),
@@ -352,33 +390,33 @@ class Drainer:
         """
         summary = self.record_unrecorded()
         while not await self.pacer.wait(self.stop):
-            claimed = _claim(self.engine, self.pacer.batch_size(self.batch_size), self.lease)
+            size = self.pacer.batch_size(self.batch_size)
+            parts = _claim(self.engine, size, self.lease, list(self.clients))
             self.outage.over()
-            if not claimed.versions:
+            if not parts:
                 break
-            self.pacer.started([d for ds in claimed.devices_by_token.values() for d in ds])
-            batch = await self._push(claimed)
+            self.pacer.started(
+                [d for part in parts for ds in part.devices_by_token.values() for d in ds]
+            )
+            batch = PushSummary()
+            # Each pass type's part over its own client, at the same time.
+            for part in await asyncio.gather(*(self._push(part) for part in parts)):
+                batch.add(part)
             summary.add(batch)
             if progress:
                 progress(batch.total)
             if batch.certificate_rejected:
-                log.error(
-                    "APNs rejected the pass certificate (%s): pushes stopped. Check that "
-                    "PASS_CERTIFICATE is the Pass Type ID certificate for %s and not expired "
-                    "or revoked.",
-                    batch.certificate_rejected,
-                    self.client.settings.topic,
-                )
                 break
         return summary
 
     def record_unrecorded(self) -> PushSummary:
-        if self.unrecorded is None:
-            return PushSummary()
-        return self._record(*self.unrecorded)
+        summary = PushSummary()
+        for entry in list(self.unrecorded):
+            summary.add(self._record(entry))
+        return summary
 
     async def _push(self, claimed: _Claimed) -> PushSummary:
-        """Send one claimed batch and record its answers; hand it back when stopped first."""
+        """Send one claimed part and record its answers; hand it back when stopped first."""
         rejected = None
         try:
             results = await self._send(claimed)
@@ -390,9 +428,18 @@ class Drainer:
         if results is None:
             self._hand_back(claimed)
             return PushSummary()
-        self.unrecorded = (claimed, results)
-        summary = self._record(claimed, results)
-        summary.certificate_rejected = rejected
+        entry = (claimed, results)
+        self.unrecorded.append(entry)
+        summary = self._record(entry)
+        if rejected:
+            log.error(
+                "APNs rejected the pass certificate for %s (%s): pushes stopped. Check that "
+                "the certificate configured for it is its Pass Type ID certificate and not "
+                "expired or revoked.",
+                claimed.topic,
+                rejected,
+            )
+            summary.certificate_rejected = rejected
         return summary
 
     async def _send(self, claimed: _Claimed) -> list[PushResult] | None:
@@ -403,7 +450,8 @@ class Drainer:
         Its pushes already answered are then sent again by the next worker: a background push
         too many is harmless, a device left waiting is not.
         """
-        sending = asyncio.ensure_future(self.client.push(list(claimed.devices_by_token)))
+        client = self.clients[claimed.topic]
+        sending = asyncio.ensure_future(client.push(list(claimed.devices_by_token)))
         renewing = asyncio.ensure_future(self._keep_leased(claimed))
         stopping = asyncio.ensure_future(self.stop.wait())
         try:
@@ -426,9 +474,9 @@ class Drainer:
             except DATABASE_DOWN as error:
                 self.outage.failed(error)  # the finish will wait for the database
 
-    def _record(self, claimed: _Claimed, results: list[PushResult]) -> PushSummary:
-        summary = _finish(self.engine, claimed, results)
-        self.unrecorded = None
+    def _record(self, entry: tuple[_Claimed, list[PushResult]]) -> PushSummary:
+        summary = _finish(self.engine, *entry)
+        self.unrecorded = [other for other in self.unrecorded if other is not entry]
         self.total.add(summary)
         self.outage.over()
         log.info("push batch: %s", summary.line())
@@ -450,8 +498,8 @@ def drain_now(
     """Send what is due now, then return: for commands and the inline pusher."""
 
     async def run() -> PushSummary:
-        async with ApnsClient(apns_settings()) as client:
-            drainer = Drainer.from_config(client, current_app.config, pacer=pacer)
+        async with apns_clients() as clients:
+            drainer = Drainer.from_config(clients, current_app.config, pacer=pacer)
             return await drainer.drain(progress)
 
     return asyncio.run(run())
@@ -462,12 +510,12 @@ async def work_forever(
 ) -> PushSummary:
     """The worker: drain, then wait a little for more, until `stop` is set.
 
-    One APNs client for its lifetime. A database outage pauses it instead of ending it
+    One APNs client per pass type for its lifetime. A database outage pauses it instead of ending it
     (`outage` is shared with the worker's other tasks, so that it is logged once).
     """
     with app.app_context():
-        async with ApnsClient(apns_settings()) as client:
-            drainer = Drainer.from_config(client, app.config, stop=stop, outage=outage)
+        async with apns_clients() as clients:
+            drainer = Drainer.from_config(clients, app.config, stop=stop, outage=outage)
             while not stop.is_set():
                 try:
                     batch = await drainer.drain()
@@ -498,7 +546,7 @@ class InlinePusher:
         self._rerun = background.Rerun(self._drain, "inline push")
 
     def __call__(self) -> None:
-        if context.runtime_of(self.app).credentials is None:
+        if not context.runtime_of(self.app).certificates:
             return  # nothing can be pushed; the rows wait for a configured server
         self._rerun()
 

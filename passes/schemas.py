@@ -307,6 +307,14 @@ class NewPass(Body):
         pattern=full_pattern(TEMPLATE_NAME),
         description="A template's name (GET /api/templates); none: data only.",
     )
+    passTypeIdentifier: str | None = Field(
+        None,
+        max_length=PASS_TYPE_ID_LENGTH,
+        description=(
+            "One of the pass types this server has a certificate for (GET /healthz lists "
+            "them); may be left out when it has one."
+        ),
+    )
     serialNumber: str | None = Field(
         None,
         pattern=full_pattern(SERIAL_NUMBER),
@@ -636,9 +644,17 @@ class SerialNumbers(Closed):
 
 
 class CertificateInfo(Closed):
+    setting: str = Field(description="Where it is configured: PASS_CERTIFICATE, _2, ...")
     passTypeIdentifier: str
+    teamIdentifier: str
+    inUse: bool = Field(
+        description=(
+            "Whether it signs and pushes its pass type: of several for one type (a renewal), "
+            "the one that expires last."
+        )
+    )
     expiresAt: DateTime
-    daysToExpiry: int
+    daysToExpiry: int = Field(description="Negative: expired.")
 
 
 class HealthChecks(Closed):
@@ -646,7 +662,9 @@ class HealthChecks(Closed):
     # Without a database there is nothing to say about migrations or pushes.
     migrations: str = sometimes()
     pushBacklog: int = sometimes(ge=0)
-    certificate: CertificateInfo | str = Field(description="The certificate, or why there is none.")
+    certificates: list[CertificateInfo] | str = Field(
+        description="Every configured certificate, or why there is none."
+    )
 
 
 class Health(Closed):
@@ -781,7 +799,9 @@ def too_large(limit: str) -> Schema:
     return error(f"The body is larger than {limit}.")
 
 
-NO_CERTIFICATE = error("No pass certificate is configured, so nothing can be signed.")
+NO_CERTIFICATE = error(
+    "No pass certificate is configured (for this pass type), so nothing can be signed."
+)
 UNROUTABLE = error("No route matches the path (a path part is empty or holds a `/`).")
 INVALID_PASS = json_response(
     InvalidPass, "Wallet would refuse the pass: every problem, with its fix."

@@ -100,24 +100,33 @@ def _enqueue_pushes(pass_id: int) -> None:
 
 
 def _enqueue_for(registrations: Any, now: datetime) -> None:
-    devices = sa.select(
-        Registration.device_id,
-        sa.literal(1).label("version"),
-        sa.literal(0).label("attempts"),
-        sa.literal(now, type_=PendingPush.due_at.type).label("due_at"),
-        sa.literal(now, type_=PendingPush.created_at.type).label("created_at"),
-    ).where(registrations)
-    # DISTINCT: a device holding several of the passes must appear once, as PostgreSQL's
-    # ON CONFLICT cannot update one row twice in a statement. In the order of the devices'
-    # ids, as the worker locks the rows it finishes: in any other order, a change and a
-    # finishing batch could each hold a row the other waits for (one of them a 500).
-    devices = devices.distinct().order_by(Registration.device_id)
+    # One push per device and pass type: APNs takes the type as the push's topic, and the
+    # device then asks for the changed passes of that type only.
+    devices = (
+        sa.select(
+            Registration.device_id,
+            Pass.pass_type_identifier,
+            sa.literal(1).label("version"),
+            sa.literal(0).label("attempts"),
+            sa.literal(now, type_=PendingPush.due_at.type).label("due_at"),
+            sa.literal(now, type_=PendingPush.created_at.type).label("created_at"),
+        )
+        .join(Pass, Pass.id == Registration.pass_id)
+        .where(registrations)
+    )
+    # DISTINCT: a device holding several of the passes must appear once per type, as
+    # PostgreSQL's ON CONFLICT cannot update one row twice in a statement. In the order of
+    # the rows' keys (device id, then type), as the worker locks the rows of one type it
+    # finishes: in any other order, a change and a finishing batch could each hold a row
+    # the other waits for (one of them a 500).
+    devices = devices.distinct().order_by(Registration.device_id, Pass.pass_type_identifier)
     insert = dialect_insert(PendingPush).from_select(
-        ["device_id", "version", "attempts", "due_at", "created_at"], devices
+        ["device_id", "pass_type_identifier", "version", "attempts", "due_at", "created_at"],
+        devices,
     )
     # A newer version makes a worker that is sending the old one keep the row (see models).
     insert = insert.on_conflict_do_update(
-        index_elements=[PendingPush.device_id],
+        index_elements=[PendingPush.device_id, PendingPush.pass_type_identifier],
         set_={"version": PendingPush.version + 1, "attempts": 0, "due_at": now},
     )
     db.session.execute(insert)
@@ -173,9 +182,11 @@ def create_pass(
     data: Any,
     files: Mapping[str, bytes | None] | None = None,
     serial_number: str | None = None,
+    pass_type_identifier: str | None = None,
 ) -> tuple[Pass, Report]:
-    """A new pass, validated as Wallet would; the caller commits. Returns its warnings."""
-    credentials = context.credentials()
+    """A new pass of the given type (may be left out when the server has one), validated
+    as Wallet would; the caller commits. Returns its warnings."""
+    pass_type = context.pass_type(pass_type_identifier)
     data = check_partial_pass({} if data is None else data)
     if template is not None and not isinstance(template, str):
         raise ValidationError("must be a template name", path="$.template")
@@ -194,10 +205,10 @@ def create_pass(
     tag = next_update_tag()
     # After the lock: a template change committing meanwhile is seen, not missed.
     version_id = None if template is None else current_template_version(template).id
-    if find_pass(credentials.pass_type_identifier, serial_number) is not None:
+    if find_pass(pass_type, serial_number) is not None:
         raise Conflict(f"a pass with serial number {serial_number} already exists")
     pass_ = Pass(
-        pass_type_identifier=credentials.pass_type_identifier,
+        pass_type_identifier=pass_type,
         serial_number=serial_number,
         template=template,
         template_version_id=version_id,
@@ -344,7 +355,7 @@ def identity_of(pass_type_identifier: str, serial_number: str) -> Identity:
     """What the service puts into the pass.json of this pass."""
     return Identity(
         pass_type_identifier=pass_type_identifier,
-        team_identifier=context.credentials().team_identifier,
+        team_identifier=context.credentials(pass_type_identifier).team_identifier,
         serial_number=serial_number,
         web_service_url=context.web_service_url(),
         authentication_token=authentication_token(
@@ -407,7 +418,7 @@ def check_pass(pass_: Pass) -> Report:
 def build_pkpass(pass_: Pass) -> bytes:
     """The signed .pkpass of the pass as it is now."""
     files, digests = _assemble(pass_)
-    return sign_package(files, context.credentials(), digests)
+    return sign_package(files, context.credentials(pass_.pass_type_identifier), digests)
 
 
 def committed_pkpass(pass_: Pass) -> bytes:
@@ -418,8 +429,15 @@ def committed_pkpass(pass_: Pass) -> bytes:
     """
     # Every change to a pass, its template's included, gives it a new update tag; the
     # template version is part of the key all the same, so bytes are never served for
-    # another template content than the pass names.
-    version = (pass_.update_tag, pass_.updated_at, pass_.template, pass_.template_version_id)
+    # another template content than the pass names. So is the signing certificate.
+    signer = context.credentials(pass_.pass_type_identifier).fingerprint
+    version = (
+        pass_.update_tag,
+        pass_.updated_at,
+        pass_.template,
+        pass_.template_version_id,
+        signer,
+    )
     cache = context.runtime().signed
     pkpass = cache.get(pass_.id, version)
     if pkpass is None:
@@ -445,8 +463,7 @@ def touch_all(pass_type_identifier: str | None = None) -> int:
     touched = db.session.execute(
         query.values(update_tag=tag, updated_at=now, shares_second_with_previous=True)
     ).rowcount
-    pass_ids = sa.select(Pass.id).where(Pass.update_tag == tag)
-    _enqueue_for(Registration.pass_id.in_(pass_ids), now)
+    _enqueue_for(Pass.update_tag == tag, now)
     return touched
 
 
@@ -489,7 +506,13 @@ def registrations_of(
     query = (
         sa.select(Device, Registration.created_at, PendingPush.device_id, *extra)
         .join(Registration, Registration.device_id == Device.id)
-        .outerjoin(PendingPush, PendingPush.device_id == Device.id)
+        .outerjoin(
+            PendingPush,
+            sa.and_(
+                PendingPush.device_id == Device.id,
+                PendingPush.pass_type_identifier == pass_.pass_type_identifier,
+            ),
+        )
         .where(Registration.pass_id == pass_.id)
         .order_by(Registration.created_at, Registration.id)
         .limit(limit)

@@ -375,7 +375,7 @@ def personalize(path: PassPath, body: Personalization) -> Response:
     if pass_ is None or not store.is_personalizable(pass_) or not store.personalize(pass_, info):
         raise NotFound("no pass here can be personalized")
     # Signed before the commit: if signing fails, nothing is kept and Wallet can try again.
-    signature = sign_detached(token.encode(), context.credentials())
+    signature = sign_detached(token.encode(), context.credentials(pass_.pass_type_identifier))
     webhooks.emit(db.session, [_event("pass.personalized", pass_)])
     db.session.commit()
     log.info("pass personalized (rewards enrollment)")  # the info itself is personal data

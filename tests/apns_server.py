@@ -2,9 +2,10 @@
 
 An h2 server on 127.0.0.1 (random port), one thread per connection. Like Apple's it demands a
 client certificate from the fake Apple chain (refusing others with a TLS alert), speaks only
-HTTP/2 (ALPN h2) and answers POST /3/device/<token>. Tests script the answers per token and
-can make it drop the connection, send GOAWAY or shrink its stream limit mid-connection; it
-records every request.
+HTTP/2 (ALPN h2), answers POST /3/device/<token>, and refuses (400 TopicDisallowed) a push
+whose apns-topic is not the pass type identifier of the connection's certificate. Tests
+script the answers per token and can make it drop the connection, send GOAWAY or shrink its
+stream limit mid-connection; it records every request.
 
 Use the fixtures (`apns_chain`, `apns_server`, `apns_settings`) or `FakeApns(chain, folder)`.
 """
@@ -45,6 +46,7 @@ class Reply:
 
 OK = Reply()
 NO_ANSWER = Reply(0)  # the server keeps the stream open and never answers it
+TOPIC_DISALLOWED = Reply(400, "TopicDisallowed")  # what APNs says to a topic not the cert's
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class RecordedRequest:
     client_uid: str | None  # UID in the client certificate's subject: the pass type id
     answered: Reply | None  # None when the server never answered (dropped, GOAWAY)
     never_indexed: frozenset[str] = frozenset()  # headers the client kept out of HPACK tables
+    client_serial: str | None = None  # the client certificate's serial number (hex)
 
     @property
     def token(self) -> str:
@@ -275,10 +278,13 @@ class _ServerConnection:
         self.tls = tls
         self.number = number
         self.client_uid: str | None = None
-        for rdn in (tls.getpeercert() or {}).get("subject", ()):
+        peer = tls.getpeercert() or {}
+        self.client_serial: str | None = peer.get("serialNumber")
+        for rdn in peer.get("subject", ()):
             for key, value in rdn:
                 if key == "userId":
                     self.client_uid = value
+        self.wrong_topic: set[int] = set()  # streams whose apns-topic is not the certificate's
         self.h2 = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=False, header_encoding=None)
         )
@@ -358,7 +364,10 @@ class _ServerConnection:
             client_uid=self.client_uid,
             answered=None,
             never_indexed=incoming.never_indexed,
+            client_serial=self.client_serial,
         )
+        if request.headers.get("apns-topic") != self.client_uid:
+            self.wrong_topic.add(stream_id)
         fired = self.server._record(request)
         if self.ending is not None:
             return  # received after a drop or GOAWAY: recorded, never answered
@@ -376,7 +385,10 @@ class _ServerConnection:
                 self.h2.update_settings({h2.settings.SettingCodes.HEADER_TABLE_SIZE: trigger.value})
 
     def answer(self, stream_id: int, token: str) -> None:
-        reply = self.server._reply_for(token)
+        if stream_id in self.wrong_topic:
+            reply = TOPIC_DISALLOWED
+        else:
+            reply = self.server._reply_for(token)
         if reply == NO_ANSWER:
             return
         self.incoming.pop(stream_id, None)

@@ -29,6 +29,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from models import DeviceLogEntry, Pass, PushOutcomeCount, db
 from passes import links
+from tests.apple_chain import FakeAppleChain, issue_pass_certificate
 from tests.conftest import ADMIN_TOKEN, Admin
 from tests.pkpass_tools import openssl_verify, pass_json, unzip
 from tests.test_webhooks import failing_and_delivered
@@ -49,14 +50,20 @@ pytestmark = pytest.mark.skipif(
 def server(make_app: Callable[..., Flask], app: Flask) -> Iterator[tuple[Flask, str]]:
     """The app with the public pages and dashboard, served over HTTP on a free port."""
     served = make_app()
+    http, thread, base = _serve(served)
+    yield served, base
+    _stop(http, thread)
+
+
+def _serve(served: Flask) -> tuple[BaseWSGIServer, threading.Thread, str]:
+    """Serve `served` over HTTP on a free port, in a thread."""
     http = make_server("127.0.0.1", 0, served, threaded=True)
     base = f"http://127.0.0.1:{http.server_port}"
     # Links must point at this server, and its session cookie must travel over plain HTTP.
     served.config.update(PUBLIC_URL=base, SESSION_COOKIE_SECURE=False)
     thread = threading.Thread(target=http.serve_forever, daemon=True)
     thread.start()
-    yield served, base
-    _stop(http, thread)
+    return http, thread, base
 
 
 def _stop(http: BaseWSGIServer, thread: threading.Thread) -> None:
@@ -298,6 +305,7 @@ def test_every_page_fits_a_phone(
         "pushes": base + "/admin/pushes",
         "webhooks": base + "/admin/webhooks",
         "templates": base + "/admin/templates",
+        "certificates": base + "/admin/certificates",
         "not-found": base + "/admin/no-such-page",
         "home": base + "/",
     }
@@ -313,6 +321,30 @@ def test_every_page_fits_a_phone(
     chrome.delete_all_cookies()
     chrome.get(base + "/admin/login")
     fits_the_phone(chrome, "login")
+
+
+def test_the_certificates_page_of_several_types_fits_a_phone(
+    make_app: Callable[..., Flask], chrome: WebDriver, chain: FakeAppleChain, tmp_path: Path
+) -> None:
+    # Two more: a type with a long identifier, and the first one renewed.
+    long_type = "pass.com.example-agency.longbrandname.coupons2026"
+    settings: dict[str, str] = {}
+    for number, issued in (
+        (2, issue_pass_certificate(chain.wwdr, long_type)),
+        (3, issue_pass_certificate(chain.wwdr, chain.pass_type_identifier)),
+    ):
+        path = tmp_path / f"pass-{number}.pem"
+        path.write_bytes(issued.key_pem() + issued.cert_pem())
+        settings[f"PASS_CERTIFICATE_{number}"] = str(path)
+    http, thread, base = _serve(make_app(**settings))
+    try:
+        sign_in(chrome, base)
+        chrome.get(base + "/admin/certificates")
+        table = visible(chrome, "table")
+        assert long_type in table.text and "PASS_CERTIFICATE_3" in table.text
+        fits_the_phone(chrome, "certificates-several")
+    finally:
+        _stop(http, thread)
 
 
 def test_admin_adds_points_from_a_phone_and_sees_problems_kept_with_what_was_typed(

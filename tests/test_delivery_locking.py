@@ -116,7 +116,7 @@ def test_a_push_batch_and_the_devices_serial_list_never_deadlock(
 
     def worker() -> None:
         with app.app_context():
-            claimed = pushing._Claimed({device: 1}, {token(1): [device]})
+            claimed = pushing._Claimed("pass.com.example.test", {device: 1}, {token(1): [device]})
             pushing._finish(db.engine, claimed, answer)
 
     def phone() -> None:
@@ -137,7 +137,7 @@ def test_removing_a_dead_tokens_device_and_its_serial_list_never_deadlock(
 
     def worker() -> None:
         with app.app_context():
-            claimed = pushing._Claimed({device: 1}, {token(1): [device]})
+            claimed = pushing._Claimed("pass.com.example.test", {device: 1}, {token(1): [device]})
             assert pushing._finish(db.engine, claimed, gone).removed == 1
 
     def phone() -> None:
@@ -165,7 +165,7 @@ def test_a_push_batch_and_wallets_log_of_failed_downloads_never_deadlock(
 
     def worker() -> None:
         with app.app_context():
-            claimed = pushing._Claimed({device: 1}, {token(1): [device]})
+            claimed = pushing._Claimed("pass.com.example.test", {device: 1}, {token(1): [device]})
             pushing._finish(db.engine, claimed, answer)
 
     def phone(logs: list[str]) -> Callable[[], None]:
@@ -193,7 +193,7 @@ def test_removing_a_dead_tokens_device_and_its_unregistering_never_deadlock(
 
     def worker() -> None:
         with app.app_context():
-            claimed = pushing._Claimed({device: 1}, {token(1): [device]})
+            claimed = pushing._Claimed("pass.com.example.test", {device: 1}, {token(1): [device]})
             pushing._finish(db.engine, claimed, gone)
 
     def phone() -> None:

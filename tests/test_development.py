@@ -45,7 +45,7 @@ def test_development_makes_a_chain_on_first_start_and_reuses_it(
 ) -> None:
     first = development_app()
     with first.app_context():
-        credentials = context.credentials()
+        credentials = context.credentials(DEVELOPMENT_PASS_TYPE_IDENTIFIER)
         assert credentials.pass_type_identifier == DEVELOPMENT_PASS_TYPE_IDENTIFIER
         assert credentials.team_identifier == "DEVTEAM000"
     assert "made now in" in caplog.text and "iPhones refuse" in caplog.text
@@ -59,7 +59,10 @@ def test_development_makes_a_chain_on_first_start_and_reuses_it(
     assert "kept in" in caplog.text
     assert {name: (chain / name).read_bytes() for name in kept} == kept
     with second.app_context():
-        assert context.credentials().certificate == credentials.certificate
+        assert (
+            context.credentials(DEVELOPMENT_PASS_TYPE_IDENTIFIER).certificate
+            == credentials.certificate
+        )
 
 
 def test_a_development_chain_about_to_expire_is_made_again(
@@ -77,7 +80,7 @@ def test_a_development_chain_about_to_expire_is_made_again(
     (chain / "pass.pem").write_bytes(old.pass_cert.key_pem() + old.pass_cert.cert_pem())
     app = development_app()
     with app.app_context():
-        renewed = context.credentials().certificate
+        renewed = context.credentials(DEVELOPMENT_PASS_TYPE_IDENTIFIER).certificate
     assert renewed != old.pass_cert.cert
     assert renewed.not_valid_after_utc - dt.datetime.now(dt.UTC) > dt.timedelta(days=4 * 365)
 

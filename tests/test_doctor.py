@@ -117,7 +117,7 @@ def test_a_pass_of_another_type_than_the_certificate_is_named(app: Flask) -> Non
         db.session.commit()
     status, output = doctor(app, "stranger")
     assert status == 1
-    assert "BROKEN  certificate: the certificate is for pass.com.example.test" in output
+    assert "BROKEN  certificate: the certificates are for pass.com.example.test" in output
     assert "first broken link: certificate" in output
 
 

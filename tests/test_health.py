@@ -24,14 +24,14 @@ def test_healthy_service_reports_its_parts(client: FlaskClient, admin: Admin) ->
     assert checks["database"] == "ok"
     assert checks["migrations"] == "at head"
     assert checks["pushBacklog"] == 1
-    assert checks["certificate"]["daysToExpiry"] > 300
+    assert checks["certificates"][0]["daysToExpiry"] > 300
 
 
 def test_without_certificate_it_is_unhealthy(make_app: Callable[..., Flask]) -> None:
     app = make_app(PASS_CERTIFICATE=None, WWDR_CERTIFICATE=None)
     response = app.test_client().get("/healthz")
     assert response.status_code == 503
-    assert "PASS_CERTIFICATE" in response.get_json()["checks"]["certificate"]
+    assert "PASS_CERTIFICATE" in response.get_json()["checks"]["certificates"]
 
 
 def test_unreachable_database_is_503(make_app: Callable[..., Flask]) -> None:

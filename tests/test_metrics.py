@@ -102,7 +102,13 @@ def test_database_figures_are_read_at_each_scrape(metrics_app: Flask) -> None:
         device = Device(device_library_identifier="d1", push_token="ab" * 32)
         db.session.add(device)
         db.session.flush()
-        db.session.add(PendingPush(device_id=device.id, due_at=now - timedelta(seconds=90)))
+        db.session.add(
+            PendingPush(
+                device_id=device.id,
+                pass_type_identifier="pass.com.example.test",
+                due_at=now - timedelta(seconds=90),
+            )
+        )
         db.session.add(PushOutcomeCount(hour=now, outcome="sent", count=41))
         db.session.add(PushOutcomeCount(hour=now - timedelta(hours=1), outcome="sent", count=1))
         db.session.add(

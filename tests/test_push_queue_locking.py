@@ -39,7 +39,14 @@ def shared_pass(app: Flask) -> list[int]:
         for device in reversed(devices):
             db.session.add(Registration(device_id=device.id, pass_id=pass_.id, created_at=now))
             db.session.add(
-                PendingPush(device_id=device.id, version=1, attempts=0, due_at=now, created_at=now)
+                PendingPush(
+                    device_id=device.id,
+                    pass_type_identifier=PASS_TYPE,
+                    version=1,
+                    attempts=0,
+                    due_at=now,
+                    created_at=now,
+                )
             )
             db.session.flush()
         db.session.commit()
@@ -56,7 +63,9 @@ def test_queueing_pushes_and_finishing_a_batch_never_deadlock(
     def worker() -> None:
         with app.app_context():
             claimed = pushing._Claimed(
-                dict.fromkeys(devices, 1), {token(n + 1): [d] for n, d in enumerate(devices)}
+                PASS_TYPE,
+                dict.fromkeys(devices, 1),
+                {token(n + 1): [d] for n, d in enumerate(devices)},
             )
             pushing._finish(db.engine, claimed, answers)
 

@@ -16,8 +16,9 @@ import sqlalchemy as sa
 from flask import Flask
 
 from models import Device, PendingPush, PushOutcomeCount, Registration, db, utcnow
-from passes import pushing
+from passes import context, pushing
 from passes.apns import Outcome, PushResult
+from passes.certificate_chain import PASS_TYPE_IDENTIFIER
 from tests.apns_server import FakeApns, Reply, send_batch
 from tests.pushes import LEASE, patch, pending, seed_devices, token, wait_until
 from tests.test_worker import ROOT, pushing_env
@@ -89,7 +90,7 @@ def test_a_device_that_registered_a_new_token_while_its_old_one_died_keeps_its_p
     seed_devices(push_app, 1)
     patch(push_app)
     with push_app.app_context():
-        claimed = pushing._claim(db.engine, 10, LEASE)
+        [claimed] = pushing._claim(db.engine, 10, LEASE, [PASS_TYPE_IDENTIFIER])
         # While the push to the old token is out, the phone (restored from a backup)
         # registers again with a new token; then APNs answers that the old one is dead.
         db.session.execute(sa.update(Device).values(push_token=token(7)))
@@ -123,7 +124,7 @@ def test_a_worker_that_died_mid_batch_leaves_its_devices_to_the_next(
     patch(push_app)
     with push_app.app_context():
         # Claimed, then the process dies before sending (tests/test_worker.py kills a real one).
-        claimed = pushing._claim(db.engine, 10, LEASE)
+        [claimed] = pushing._claim(db.engine, 10, LEASE, [PASS_TYPE_IDENTIFIER])
         assert len(claimed.versions) == 3
         assert pushing.drain_now().total == 0  # the lease keeps others away meanwhile
         db.session.execute(
@@ -137,9 +138,12 @@ def test_an_update_during_sending_is_pushed_again(push_app: Flask, apns: FakeApn
     seed_devices(push_app, 1)
     patch(push_app, value="first")
     with push_app.app_context():
-        claimed = pushing._claim(db.engine, 10, LEASE)
+        [claimed] = pushing._claim(db.engine, 10, LEASE, [PASS_TYPE_IDENTIFIER])
         patch(push_app, value="second")  # committed while the first push is in flight
-        results = send_batch(claimed.devices_by_token, pushing.apns_settings())
+        results = send_batch(
+            claimed.devices_by_token,
+            pushing.apns_settings(context.credentials(PASS_TYPE_IDENTIFIER)),
+        )
         pushing._finish(db.engine, claimed, results)
         # The first push may have reached the phone before "second" committed: push again.
         assert pushing.pending_count() == 1

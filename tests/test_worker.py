@@ -24,7 +24,6 @@ from flask import Flask
 
 from models import PendingPush, db, utcnow
 from passes import outages, pushing
-from passes.apns import ApnsClient
 from tests.apns_server import NO_ANSWER, OK, FakeApns
 from tests.conftest import process_env
 from tests.pgbouncer import PgBouncer
@@ -186,8 +185,8 @@ def test_a_worker_stopped_between_batches_records_the_one_it_sent(
 
     async def drain_one_batch() -> pushing.PushSummary:
         stop = asyncio.Event()
-        async with ApnsClient(pushing.apns_settings()) as client:
-            drainer = pushing.Drainer.from_config(client, push_app.config, stop=stop)
+        async with pushing.apns_clients() as clients:
+            drainer = pushing.Drainer.from_config(clients, push_app.config, stop=stop)
             return await drainer.drain(progress=lambda pushed: stop.set())
 
     with push_app.app_context():
