@@ -12,7 +12,10 @@ default, follows how long the phones take to call back (PUSH_QUEUE_SECONDS):
   was used.
 - Once they call back PUSH_QUEUE_SECONDS later than that, their requests are queueing at
   the web tier, which is serving all it can: the rate drops below the rate at which phones
-  were calling back, so the queue drains.
+  were calling back, the more so the deeper the queue, so that it drains within
+  DRAIN_SECONDS. A fixed fraction (0.8 of the served rate) drained too slowly: what the
+  worker sees of the queue is one to two seconds old, and the queue kept growing meanwhile
+  (bench/fanout.py, 20,000 phones: p99 3.3 s against 1.5 s; BENCHMARKS.md).
 
 The calls back are the serial lists that the web processes record per registration
 (passes/delivery.py, written once a second), so the web tier does nothing more for this.
@@ -57,7 +60,8 @@ class CallbackPace:
     GIVE_UP_SECONDS = 20.0
     QUICKEST_MEMORY = 60  # adjustments with answers: how long the quickest is remembered
     SERVED_MEMORY = 3  # adjustments
-    DRAIN = 0.8  # of the rate phones called back at, while they queue
+    DRAIN_SECONDS = 2.0  # a queue of phones at the web tier is pushed to drain within this
+    DRAIN_FLOOR = 0.2  # of the rate phones call back at: pushing goes on, slowly
 
     def __init__(
         self,
@@ -118,7 +122,8 @@ class CallbackPace:
             queueing = self.medians[-1] - min(self.medians)
         if queueing > self.queue_seconds:
             served = statistics.mean(self.served)
-            self.rate = min(self.ceiling, max(self.SLOWEST, served * self.DRAIN))
+            drain = max(self.DRAIN_FLOOR, 1 - queueing / self.DRAIN_SECONDS)
+            self.rate = min(self.ceiling, max(self.SLOWEST, served * drain))
             log.info(
                 "phones call back %.1f s later than at best, %.0f a second: pushing %.0f a second",
                 queueing,

@@ -149,7 +149,7 @@ def test_an_unused_pace_does_not_grow() -> None:
     assert pace.rate == 50
 
 
-def test_phones_calling_back_a_queue_later_than_at_best_slow_the_pace_below_theirs() -> None:
+def test_phones_calling_back_a_queue_later_than_at_best_slow_the_pace_to_drain_it() -> None:
     clock, listings = FakeClock(), Listings()
     pace = pace_on(clock, listings)  # PUSH_QUEUE_SECONDS 1
     pace.sent(range(50))
@@ -167,15 +167,17 @@ def test_phones_calling_back_a_queue_later_than_at_best_slow_the_pace_below_thei
     pace.adjust()
     assert pace.rate == 78.125  # held
     pace.sent(range(200, 280))  # at t = 3
-    listings.call_back(range(150, 200), 4.5)  # 2.5 s: 2.4 s of queueing at the web tier
+    listings.call_back(range(150, 200), 3.3)  # 1.3 s: 1.2 s of queueing at the web tier
     clock.now = 4.0
     pace.adjust()
-    # Called back lately: 50, 63, 37 and 50 a second; pushed at 0.8 of the last three's mean.
-    assert pace.rate == pytest.approx(0.8 * (63 + 37 + 50) / 3)
-    listings.call_back(range(200, 280), 6.0)  # 3 s: still queueing; more called back
+    # Called back lately: 50, 63, 37 and 50 a second. The queue, 1.2 s deep, is to drain
+    # within DRAIN_SECONDS (2): pushed at 1 - 1.2 / 2 of the last three's mean.
+    assert pace.rate == pytest.approx(0.4 * (63 + 37 + 50) / 3)
+    listings.call_back(range(200, 280), 6.0)  # 3 s: the queue grew; more called back
     clock.now = 5.0
     pace.adjust()
-    assert pace.rate == pytest.approx(0.8 * (37 + 50 + 80) / 3)
+    # Deeper than DRAIN_SECONDS: the floor, a fifth, so pushing goes on while it drains.
+    assert pace.rate == pytest.approx(0.2 * (37 + 50 + 80) / 3)
 
 
 def test_phones_that_never_call_back_slow_nothing_down_and_are_forgotten() -> None:
