@@ -11,6 +11,11 @@ Wallet's pass download (GET /v1/passes/...) does not say which device asks: the 
 token is the same on every device. A download is credited to the device whose serial list
 named the pass longest ago without a download since (Wallet fetches what the list named,
 at once); with none waiting, to the only device holding the pass; otherwise to no one.
+The list and the download are often answered by two web processes, whose recorders write
+them in either order: a download that finds no list waiting is kept for the next flushes,
+up to MATCH_SECONDS, until the other process has written the list (bench/fanout.py, 3,000
+phones of one pass: without this, 729 downloads were credited to no one and their phones
+stayed "named, not downloaded").
 
 Lock order (PostgreSQL): a device's row before its registrations; every statement that locks
 several registration rows takes them in the order of their ids (`_in_id_order`), and a
@@ -188,6 +193,10 @@ class Recorder:
     """
 
     FLUSH_SECONDS = 1.0
+    # How long a download waits for the list that named it, written by another process
+    # within FLUSH_SECONDS of it (and of the download, which came after); a margin for
+    # a flush slowed down by a busy database.
+    MATCH_SECONDS = 5.0
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -218,8 +227,13 @@ class Recorder:
             self._fetches.setdefault((pass_.id, pass_.update_tag), []).append(utcnow())
             self._start()
 
-    def flush(self) -> None:
-        """Write what was recorded, in one transaction; kept for the next try if it fails."""
+    def flush(self, keep_unmatched_since: datetime | None = None) -> None:
+        """Write what was recorded, in one transaction; kept for the next try if it fails.
+
+        Downloads recorded since `keep_unmatched_since` that no waiting list matches are kept
+        for the next flush (the thread's); without it, they go to the pass's only holder, if
+        it has one (a reader's flush, and the last one at exit: nothing is left behind).
+        """
         with self._flushing:
             with self._lock:
                 lists, self._lists = self._lists, {}
@@ -229,17 +243,23 @@ class Recorder:
             try:
                 with self.engine.begin() as connection:
                     _write_lists(connection, lists)
-                    latencies = _write_fetches(connection, fetches)
+                    latencies, unmatched = _write_fetches(connection, fetches, keep_unmatched_since)
             except sa.exc.SQLAlchemyError:
                 with self._lock:  # newer records win over these older ones
                     self._lists = lists | self._lists
-                    for key, moments in fetches.items():
-                        self._fetches.setdefault(key, [])[:0] = moments
+                    self._keep(fetches)
                 raise
+            with self._lock:
+                self._keep(unmatched)
             from passes import metrics  # it reads SILENT_AFTER from here at import
 
             for seconds in latencies:  # committed: into this web process's metrics
                 metrics.observe_push_to_fetch(seconds)
+
+    def _keep(self, fetches: dict[tuple[int, int], list[datetime]]) -> None:
+        """Put downloads back before the ones recorded since (call with the lock held)."""
+        for key, moments in fetches.items():
+            self._fetches.setdefault(key, [])[:0] = moments
 
     def _start(self) -> None:
         if self._thread is None:
@@ -250,11 +270,12 @@ class Recorder:
     def _run(self) -> None:
         while True:
             time.sleep(self.FLUSH_SECONDS)
-            self._flush_quietly()
+            self._flush_quietly(keep_unmatched=True)
 
-    def _flush_quietly(self) -> None:
+    def _flush_quietly(self, keep_unmatched: bool = False) -> None:
+        since = utcnow() - timedelta(seconds=self.MATCH_SECONDS) if keep_unmatched else None
         try:
-            self.flush()
+            self.flush(since)
         except sa.exc.SQLAlchemyError as error:
             log.warning("delivery records wait for the database: %s", type(error).__name__)
 
@@ -295,9 +316,13 @@ def _write_lists(connection: sa.Connection, lists: dict[int, _Listed]) -> None:
         .values(
             listed_at=sa.bindparam("b_at", type_=UTCDateTime()),
             listed_tag=sa.bindparam("b_tag", type_=sa.BigInteger()),
-            # Named again before downloading: it keeps its place in the queue.
-            named_at=sa.func.coalesce(
-                Registration.named_at, sa.bindparam("b_named", type_=UTCDateTime())
+            named_at=sa.case(
+                # A download after this list answered it: written first, by another process.
+                (Registration.fetched_at >= sa.bindparam("b_at"), Registration.named_at),
+                # Named again before downloading: it keeps its place in the queue.
+                else_=sa.func.coalesce(
+                    Registration.named_at, sa.bindparam("b_named", type_=UTCDateTime())
+                ),
             ),
         ),
         [
@@ -308,11 +333,15 @@ def _write_lists(connection: sa.Connection, lists: dict[int, _Listed]) -> None:
 
 
 def _write_fetches(
-    connection: sa.Connection, fetches: dict[tuple[int, int], list[datetime]]
-) -> list[float]:
-    """Credit the downloads; returns the push-to-fetch seconds of those that answered a push
-    (the first download of the pushed version or a later one since the push, once each)."""
+    connection: sa.Connection,
+    fetches: dict[tuple[int, int], list[datetime]],
+    keep_unmatched_since: datetime | None,
+) -> tuple[list[float], dict[tuple[int, int], list[datetime]]]:
+    """Credit the downloads (see Recorder.flush for `keep_unmatched_since`). Returns the
+    push-to-fetch seconds of those that answered a push (the first download of the pushed
+    version or a later one since the push, once each), and the downloads kept unmatched."""
     latencies: list[float] = []
+    kept: dict[tuple[int, int], list[datetime]] = {}
     for (pass_id, tag), moments in sorted(fetches.items()):
         at = max(moments)
         # SET reads the row as it was, RETURNING as it is now: whether this download answers
@@ -338,7 +367,13 @@ def _write_fetches(
             .values(values)
             .returning(*returned)
         ).all()
-        if not rows:
+        unmatched = sorted(moments)[len(rows) :]
+        if keep_unmatched_since is not None:
+            recent = [moment for moment in unmatched if moment >= keep_unmatched_since]
+            if recent:
+                kept[(pass_id, tag)] = recent
+            unmatched = unmatched[: len(unmatched) - len(recent)]
+        if unmatched and not rows:
             rows = connection.execute(
                 sa.update(Registration)
                 .where(Registration.id == _only_holder(pass_id))
@@ -350,7 +385,7 @@ def _write_fetches(
             for pushed_at, answered_at in rows
             if pushed_at is not None and answered_at == at
         ]
-    return latencies
+    return latencies, kept
 
 
 def _waiting(pass_id: int, count: int, claim: bool = True) -> sa.Select[Any]:

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from models import Device, Registration, RegistrationEventCount, db
+from models import Device, Pass, Registration, RegistrationEventCount, db, utcnow
 from passes import delivery, pushing
 from passes.delivery import SILENT_AFTER, Delivery, State, delivery_state
 from tests.apns_server import FakeApns, Reply
@@ -276,3 +276,95 @@ def test_downloads_in_one_batch_credit_as_many_waiting_devices(push_app: Flask) 
     found = states(push_app, "many")  # one flush: three lists, then three downloads
     assert sorted(found.values()) == ["current"] * 3 + ["waiting"] * 2
     assert {found[device.library_id] for device in phones[:3]} == {"current"}
+
+
+def fetched_tags(app: Flask, serial: str) -> list[int | None]:
+    """The registrations' credited downloads, read as they are (no recorder flushes)."""
+    with app.app_context():
+        found = db.session.scalars(
+            sa.select(Registration.fetched_tag)
+            .join(Pass, Pass.id == Registration.pass_id)
+            .where(Pass.serial_number == serial)
+        ).all()
+        db.session.remove()
+    return list(found)
+
+
+def test_a_download_written_before_its_list_by_another_process_waits_for_it(
+    push_app: Flask,
+) -> None:
+    # Two web processes: one answers the serial lists, the other the downloads, and the
+    # second's recorder writes first. Two phones: the pass has no only holder to fall to.
+    create_pass(push_app, "two-processes")
+    phones = [phone(push_app, 320 + n) for n in range(2)]
+    for device in phones:
+        device.register("two-processes")
+    patch(push_app, "two-processes")
+    listing = push_app.extensions["deliveries"]
+    with push_app.app_context():
+        listing.flush()
+        downloading = delivery.Recorder(db.engine)
+    recorded_from = utcnow()
+    with listing._flushing:  # the listing process has not written its lists yet
+        for device in phones:
+            assert device.list_changed() == ["two-processes"]
+        push_app.extensions["deliveries"] = downloading
+        try:
+            assert [device.fetch("two-processes") for device in phones] == [200, 200]
+        finally:
+            push_app.extensions["deliveries"] = listing
+        downloading.flush(keep_unmatched_since=recorded_from)
+        assert fetched_tags(push_app, "two-processes") == [None, None]  # kept, not lost
+    listing.flush()
+    downloading.flush(keep_unmatched_since=recorded_from)
+    assert set(states(push_app, "two-processes").values()) == {"current"}
+    with push_app.app_context():
+        waiting = sa.select(sa.func.count()).where(Registration.named_at.is_not(None))
+        assert db.session.scalar(waiting) == 0  # no phone left "named, not downloaded"
+        db.session.remove()
+
+
+def test_a_download_no_list_named_goes_to_the_only_holder_once_none_can_come(
+    push_app: Flask,
+) -> None:
+    # Wallet refreshing a pass on its own asks for it without a serial list first.
+    create_pass(push_app, "refreshed")
+    device = phone(push_app, 330)
+    device.register("refreshed")
+    recorder = push_app.extensions["deliveries"]
+    before = utcnow()
+    assert device.fetch("refreshed") == 200
+    after = utcnow()
+    recorder.flush(keep_unmatched_since=before)  # another process's list may yet come
+    assert fetched_tags(push_app, "refreshed") == [None]
+    recorder.flush(keep_unmatched_since=after)  # waited long enough: none will
+    assert fetched_tags(push_app, "refreshed") != [None]
+
+
+def test_a_list_written_after_the_download_that_answered_it_leaves_nothing_waiting(
+    push_app: Flask,
+) -> None:
+    # The phone's earlier list named the pass and no download followed, so the download is
+    # credited at once; the list before it, from another process, is written after.
+    create_pass(push_app, "answered")
+    device = phone(push_app, 340)
+    device.register("answered")
+    listing = push_app.extensions["deliveries"]
+    assert device.list_changed() == ["answered"]  # named, never downloaded
+    with push_app.app_context():
+        listing.flush()
+        downloading = delivery.Recorder(db.engine)
+    patch(push_app, "answered")
+    with listing._flushing:
+        assert device.list_changed() == ["answered"]
+        push_app.extensions["deliveries"] = downloading
+        try:
+            assert device.fetch("answered") == 200
+        finally:
+            push_app.extensions["deliveries"] = listing
+        downloading.flush()
+    listing.flush()
+    assert states(push_app, "answered") == {device.library_id: "current"}
+    with push_app.app_context():
+        assert db.session.scalar(sa.select(Registration.named_at)) is None
+        db.session.remove()
