@@ -9,8 +9,11 @@ the metrics all read them from here.
 
 Wallet's pass download (GET /v1/passes/...) does not say which device asks: the pass's
 token is the same on every device. A download is credited to the device whose serial list
-named the pass longest ago without a download since (Wallet fetches what the list named,
-at once); with none waiting, to the only device holding the pass; otherwise to no one.
+named the pass most recently without a download since: Wallet fetches what its list named at
+once, so a list that no download followed soon is stale (a phone switched off between the
+two, a download that failed), and must not take a later phone's credit and leave that phone
+"named, not downloaded" in its place. With none waiting, a download goes to the only device
+holding the pass; otherwise to no one.
 The list and the download are often answered by two web processes, whose recorders write
 them in either order: a download that finds no list waiting is kept for the next flushes,
 up to MATCH_SECONDS, until the other process has written the list (bench/fanout.py, 3,000
@@ -176,7 +179,7 @@ def count_event(event: str, count: int = 1, connection: sa.Connection | None = N
 class _Listed:
     at: datetime
     tag: int | None
-    named_at: datetime | None  # when a list first named the pass, in this batch
+    named_at: datetime | None  # when a list last named the pass, in this batch
 
 
 class Recorder:
@@ -216,7 +219,7 @@ class Recorder:
             for registration_id in registration_ids:
                 before = self._lists.get(registration_id)
                 named_at = before.named_at if before else None
-                if registration_id in named and named_at is None:
+                if registration_id in named:
                     named_at = now
                 self._lists[registration_id] = _Listed(now, tag, named_at)
             self._start()
@@ -319,9 +322,9 @@ def _write_lists(connection: sa.Connection, lists: dict[int, _Listed]) -> None:
             named_at=sa.case(
                 # A download after this list answered it: written first, by another process.
                 (Registration.fetched_at >= sa.bindparam("b_at"), Registration.named_at),
-                # Named again before downloading: it keeps its place in the queue.
+                # Named again: the latest list is the one a download answers.
                 else_=sa.func.coalesce(
-                    Registration.named_at, sa.bindparam("b_named", type_=UTCDateTime())
+                    sa.bindparam("b_named", type_=UTCDateTime()), Registration.named_at
                 ),
             ),
         ),
@@ -390,12 +393,12 @@ def _write_fetches(
 
 def _waiting(pass_id: int, count: int, claim: bool = True) -> sa.Select[Any]:
     """The registrations `count` downloads of the pass are credited to (see the module
-    docstring): those whose list named it longest ago. A small partial index holds them.
+    docstring): those whose list named it most recently. A small partial index holds them.
     `claim`: each taken by one download of a crowd (SKIP LOCKED, PostgreSQL)."""
     waiting = (
         sa.select(Registration.id)
         .where(Registration.pass_id == pass_id, Registration.named_at.is_not(None))
-        .order_by(Registration.named_at)
+        .order_by(Registration.named_at.desc())
         .limit(count)
     )
     return waiting.with_for_update(skip_locked=True) if claim else waiting

@@ -368,3 +368,19 @@ def test_a_list_written_after_the_download_that_answered_it_leaves_nothing_waiti
     with push_app.app_context():
         assert db.session.scalar(sa.select(Registration.named_at)) is None
         db.session.remove()
+
+
+def test_a_list_no_download_followed_does_not_take_a_later_phones_download(
+    push_app: Flask,
+) -> None:
+    create_pass(push_app, "stale")
+    switched_off, held = phone(push_app, 350), phone(push_app, 351)
+    for device in (switched_off, held):
+        device.register("stale")
+    patch(push_app, "stale")
+    assert switched_off.list_changed() == ["stale"]  # and then nothing: switched off
+    push_app.extensions["deliveries"].flush()
+    assert held.woken() == ["stale"]  # its list, then its download
+    found = states(push_app, "stale")
+    assert found[held.library_id] == "current"
+    assert found[switched_off.library_id] != "current"
