@@ -9,11 +9,11 @@ the metrics all read them from here.
 
 Wallet's pass download (GET /v1/passes/...) does not say which device asks: the pass's
 token is the same on every device. A download is credited to the device whose serial list
-named the pass most recently without a download since: Wallet fetches what its list named at
-once, so a list that no download followed soon is stale (a phone switched off between the
-two, a download that failed), and must not take a later phone's credit and leave that phone
-"named, not downloaded" in its place. With none waiting, a download goes to the only device
-holding the pass; otherwise to no one.
+named the pass most recently before it, without a download since: Wallet fetches what its
+list named at once, so a list that no download followed soon is stale (a phone switched off
+between the two, a download that failed), and must not take a later phone's credit and leave
+that phone "named, not downloaded" in its place. With none waiting, a download goes to the
+only device holding the pass; otherwise to no one.
 The list and the download are often answered by two web processes, whose recorders write
 them in either order: a download that finds no list waiting is kept for the next flushes,
 up to MATCH_SECONDS, until the other process has written the list (bench/fanout.py, 3,000
@@ -366,7 +366,7 @@ def _write_fetches(
         returned = (Registration.pushed_at, Registration.push_answered_at)
         rows = connection.execute(
             sa.update(Registration)
-            .where(Registration.id.in_(_waiting(pass_id, len(moments))))
+            .where(Registration.id.in_(_waiting(pass_id, len(moments), at)))
             .values(values)
             .returning(*returned)
         ).all()
@@ -391,13 +391,24 @@ def _write_fetches(
     return latencies, kept
 
 
-def _waiting(pass_id: int, count: int, claim: bool = True) -> sa.Select[Any]:
-    """The registrations `count` downloads of the pass are credited to (see the module
-    docstring): those whose list named it most recently. A small partial index holds them.
-    `claim`: each taken by one download of a crowd (SKIP LOCKED, PostgreSQL)."""
+def _waiting(pass_id: int, count: int, at: datetime, claim: bool = True) -> sa.Select[Any]:
+    """The registrations `count` downloads of the pass, the last made `at`, are credited to
+    (see the module docstring): those whose list named it most recently before. A list made
+    after a download cannot be what it answers; counted, a crowd's downloads, written a
+    second late, went to the lists of phones still to download, and the phones that had
+    downloaded stayed named until the crowd thinned (bench/fanout.py, 20,000 phones of one
+    pass: pacing read their wait as a queue of 7 s where the p99 request took 1.7 s).
+    The moments come from the web processes' clocks, kept within milliseconds of each other
+    by NTP, and a download follows its list's answer by a round trip at least.
+    A small partial index holds them. `claim`: each taken by one download of a crowd (SKIP
+    LOCKED, PostgreSQL)."""
     waiting = (
         sa.select(Registration.id)
-        .where(Registration.pass_id == pass_id, Registration.named_at.is_not(None))
+        .where(
+            Registration.pass_id == pass_id,
+            Registration.named_at.is_not(None),
+            Registration.named_at <= at,
+        )
         .order_by(Registration.named_at.desc())
         .limit(count)
     )
@@ -410,16 +421,16 @@ def _only_holder(pass_id: int) -> sa.ScalarSelect[Any]:
     return sa.select(sa.func.max(two.c.id)).having(sa.func.count() == 1).scalar_subquery()
 
 
-def _downloader(pass_id: int, claim: bool = True) -> sa.ColumnElement[Any]:
-    """The registration one download of the pass is credited to."""
-    waiting = _waiting(pass_id, 1, claim).scalar_subquery()
+def _downloader(pass_id: int, at: datetime, claim: bool = True) -> sa.ColumnElement[Any]:
+    """The registration one download of the pass, made `at`, is credited to."""
+    waiting = _waiting(pass_id, 1, at, claim).scalar_subquery()
     return sa.func.coalesce(waiting, _only_holder(pass_id))
 
 
 def record_fetch_failure(pass_id: int, error: str, now: datetime) -> None:
     db.session.execute(
         sa.update(Registration)
-        .where(Registration.id == _downloader(pass_id))
+        .where(Registration.id == _downloader(pass_id, now))
         .values(fetch_failed_at=now, fetch_error=error[:FETCH_ERROR_LENGTH])
         .execution_options(synchronize_session=False)
     )
@@ -455,7 +466,7 @@ def record_wallet_log(messages: Iterable[str], now: datetime) -> None:
     # One statement for every pass the log names, locking in id order like the worker: one
     # statement per pass would lock them in the order of the messages. Which device a
     # failure is credited to needs no claim here: no crowd of these races for the rows.
-    downloaders = [_downloader(pass_id, claim=False) for pass_id in failures]
+    downloaders = [_downloader(pass_id, now, claim=False) for pass_id in failures]
     db.session.execute(
         sa.update(Registration)
         .where(_in_id_order(lambda r: r.id.in_(downloaders)))

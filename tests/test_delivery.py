@@ -384,3 +384,21 @@ def test_a_list_no_download_followed_does_not_take_a_later_phones_download(
     found = states(push_app, "stale")
     assert found[held.library_id] == "current"
     assert found[switched_off.library_id] != "current"
+
+
+def test_a_download_is_not_credited_to_a_list_made_after_it(push_app: Flask) -> None:
+    # A crowd of one pass: the first phone has listed and downloaded, the second has only
+    # listed since, and the recorder writes all three at once.
+    create_pass(push_app, "in-order")
+    first, second = phone(push_app, 360), phone(push_app, 361)
+    for device in (first, second):
+        device.register("in-order")
+    patch(push_app, "in-order")
+    recorder = push_app.extensions["deliveries"]
+    with recorder._flushing:  # no flush between the three requests
+        assert first.list_changed() == ["in-order"]
+        assert first.fetch("in-order") == 200
+        assert second.list_changed() == ["in-order"]
+    found = states(push_app, "in-order")
+    assert found[first.library_id] == "current"
+    assert found[second.library_id] != "current"
