@@ -16,6 +16,10 @@ default, follows how long the phones take to call back (PUSH_QUEUE_SECONDS):
   DRAIN_SECONDS. A fixed fraction (0.8 of the served rate) drained too slowly: what the
   worker sees of the queue is one to two seconds old, and the queue kept growing meanwhile
   (bench/fanout.py, 20,000 phones: p99 3.3 s against 1.5 s; BENCHMARKS.md).
+- Once the queue has drained, the rate goes back to near what the web tier served while
+  it was queueing, which is what it can serve, and grows from there. Growing back from the
+  drain's rate, a fifth of that, took ten seconds of a web tier half idle after each drain
+  (bench/fanout.py, 100,000 own passes: 110 phones a second where it served 150 to 230).
 
 A phone has called back once its serial list and the downloads the list named are done, as
 the web processes record them per registration (passes/delivery.py, written once a second),
@@ -63,6 +67,7 @@ class CallbackPace:
     SERVED_MEMORY = 3  # adjustments
     DRAIN_SECONDS = 2.0  # a queue of phones at the web tier is pushed to drain within this
     DRAIN_FLOOR = 0.2  # of the rate phones call back at: pushing goes on, slowly
+    RESUME = 0.9  # of the rate served while queueing: a margin for a second's noise in it
 
     def __init__(
         self,
@@ -84,6 +89,7 @@ class CallbackPace:
         self.adjusted_at = -math.inf
         self.sent_since_adjusted = 0
         self.served: list[float] = []  # phones that called back a second, lately
+        self.capacity = 0.0  # phones called back a second the last time they queued
 
     def sent(self, devices: Iterable[int]) -> None:
         moment = (self.clock(), self.now())
@@ -122,7 +128,7 @@ class CallbackPace:
             self.medians = [*self.medians[-(self.QUICKEST_MEMORY - 1) :], statistics.median(delays)]
             queueing = self.medians[-1] - min(self.medians)
         if queueing > self.queue_seconds:
-            served = statistics.mean(self.served)
+            served = self.capacity = statistics.mean(self.served)
             drain = max(self.DRAIN_FLOOR, 1 - queueing / self.DRAIN_SECONDS)
             self.rate = min(self.ceiling, max(self.SLOWEST, served * drain))
             log.info(
@@ -132,7 +138,8 @@ class CallbackPace:
                 self.rate,
             )
         elif used and queueing <= self.queue_seconds / 2:
-            self.rate = min(self.ceiling, self.rate * self.GROWTH)
+            grown = max(self.rate * self.GROWTH, self.capacity * self.RESUME)
+            self.rate = min(self.ceiling, grown)
 
 
 def answered_since(engine: sa.Engine) -> Answers:
