@@ -16,8 +16,8 @@ default, follows how long the phones take to call back (PUSH_QUEUE_SECONDS):
   DRAIN_SECONDS. A fixed fraction (0.8 of the served rate) drained too slowly: what the
   worker sees of the queue is one to two seconds old, and the queue kept growing meanwhile
   (bench/fanout.py, 20,000 phones: p99 3.3 s against 1.5 s; BENCHMARKS.md).
-- Once the queue has drained, the rate goes back to near what the web tier served while
-  it was queueing, which is what it can serve, and grows from there. Growing back from the
+- Once the queue has drained, the rate goes back to near what the web tier served as the
+  queue began, which is what it can serve, and grows from there. Growing back from the
   drain's rate, a fifth of that, took ten seconds of a web tier half idle after each drain
   (bench/fanout.py, 100,000 own passes: 110 phones a second where it served 150 to 230).
 
@@ -89,7 +89,8 @@ class CallbackPace:
         self.adjusted_at = -math.inf
         self.sent_since_adjusted = 0
         self.served: list[float] = []  # phones that called back a second, lately
-        self.capacity = 0.0  # phones called back a second the last time they queued
+        self.capacity = 0.0  # phones called back a second as they last began to queue
+        self.queueing = False
 
     def sent(self, devices: Iterable[int]) -> None:
         moment = (self.clock(), self.now())
@@ -127,8 +128,12 @@ class CallbackPace:
         else:
             self.medians = [*self.medians[-(self.QUICKEST_MEMORY - 1) :], statistics.median(delays)]
             queueing = self.medians[-1] - min(self.medians)
-        if queueing > self.queue_seconds:
-            served = self.capacity = statistics.mean(self.served)
+        was_queueing, self.queueing = self.queueing, queueing > self.queue_seconds
+        if self.queueing:
+            served = statistics.mean(self.served)
+            if not was_queueing:
+                # As the queue began: later, phones it held call back on top of those served.
+                self.capacity = served
             drain = max(self.DRAIN_FLOOR, 1 - queueing / self.DRAIN_SECONDS)
             self.rate = min(self.ceiling, max(self.SLOWEST, served * drain))
             log.info(

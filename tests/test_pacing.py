@@ -177,14 +177,14 @@ def test_phones_calling_back_a_queue_later_than_at_best_slow_the_pace_to_drain_i
     clock.now = 5.0
     pace.adjust()
     # Deeper than DRAIN_SECONDS: the floor, a fifth, so pushing goes on while it drains.
-    served = (37 + 50 + 80) / 3
-    assert pace.rate == pytest.approx(0.2 * served)
+    assert pace.rate == pytest.approx(0.2 * (37 + 50 + 80) / 3)
     pace.sent(range(280, 291))  # at t = 5, all the pace allows
     listings.call_back(range(280, 291), 5.2)  # 0.2 s: drained
     clock.now = 6.0
     pace.adjust()
-    # Back to near what the web tier served while queueing, not a quarter more than 11.
-    assert pace.rate == pytest.approx(CallbackPace.RESUME * served)
+    # Back to near what the web tier served as the queue began (the 80 a second after it
+    # were phones the queue had held), not a quarter more than 11.
+    assert pace.rate == pytest.approx(CallbackPace.RESUME * (63 + 37 + 50) / 3)
 
 
 def test_phones_that_never_call_back_slow_nothing_down_and_are_forgotten() -> None:
