@@ -17,9 +17,11 @@ default, follows how long the phones take to call back (PUSH_QUEUE_SECONDS):
   worker sees of the queue is one to two seconds old, and the queue kept growing meanwhile
   (bench/fanout.py, 20,000 phones: p99 3.3 s against 1.5 s; BENCHMARKS.md).
 - Once the queue has drained, the rate goes back to near what the web tier served as the
-  queue began, which is what it can serve, and grows from there. Growing back from the
-  drain's rate, a fifth of that, took ten seconds of a web tier half idle after each drain
-  (bench/fanout.py, 100,000 own passes: 110 phones a second where it served 150 to 230).
+  queue began, which is what it can serve, and grows from there: by a quarter a second up
+  to that rate, by PROBE beyond it, where a queue builds slowly enough for the worker to
+  see it before it is deep. Growing back from the drain's rate, a fifth of that, took ten
+  seconds of a web tier half idle after each drain (bench/fanout.py, 100,000 own passes:
+  110 phones a second where it served 150 to 230).
 
 A phone has called back once its serial list and the downloads the list named are done, as
 the web processes record them per registration (passes/delivery.py, written once a second),
@@ -61,13 +63,14 @@ class CallbackPace:
     START = 50.0  # pushes a second: little for any web tier, and it grows within seconds
     SLOWEST = 5.0
     GROWTH = 1.25
+    PROBE = 1.05  # growth beyond the rate the web tier served as phones last queued
     ADJUST_SECONDS = 1.0  # the web processes record serial lists once a second
     GIVE_UP_SECONDS = 20.0
     QUICKEST_MEMORY = 60  # adjustments with answers: how long the quickest is remembered
     SERVED_MEMORY = 3  # adjustments
     DRAIN_SECONDS = 2.0  # a queue of phones at the web tier is pushed to drain within this
     DRAIN_FLOOR = 0.2  # of the rate phones call back at: pushing goes on, slowly
-    RESUME = 0.9  # of the rate served while queueing: a margin for a second's noise in it
+    RESUME = 0.9  # of the rate served as a queue began: a margin for a second's noise in it
 
     def __init__(
         self,
@@ -143,7 +146,11 @@ class CallbackPace:
                 self.rate,
             )
         elif used and queueing <= self.queue_seconds / 2:
-            grown = max(self.rate * self.GROWTH, self.capacity * self.RESUME)
+            served = self.capacity or math.inf  # no queue seen yet: the first climb
+            if self.rate < served:
+                grown = max(self.capacity * self.RESUME, min(self.rate * self.GROWTH, served))
+            else:
+                grown = self.rate * self.PROBE
             self.rate = min(self.ceiling, grown)
 
 

@@ -183,8 +183,17 @@ def test_phones_calling_back_a_queue_later_than_at_best_slow_the_pace_to_drain_i
     clock.now = 6.0
     pace.adjust()
     # Back to near what the web tier served as the queue began (the 80 a second after it
-    # were phones the queue had held), not a quarter more than 11.
-    assert pace.rate == pytest.approx(CallbackPace.RESUME * (63 + 37 + 50) / 3)
+    # were phones the queue had held), not a quarter more than 11 ...
+    capacity = (63 + 37 + 50) / 3
+    assert pace.rate == pytest.approx(CallbackPace.RESUME * capacity)
+    for second, rate in enumerate([capacity, capacity * 1.05, capacity * 1.05**2], start=7):
+        phones = range(300 + 100 * second, 300 + 100 * second + int(pace.rate) + 1)
+        pace.sent(phones)
+        listings.call_back(phones, second - 0.8)  # promptly
+        clock.now = second
+        pace.adjust()
+        # ... up to it by a quarter a second, and beyond it by a twentieth.
+        assert pace.rate == pytest.approx(rate)
 
 
 def test_phones_that_never_call_back_slow_nothing_down_and_are_forgotten() -> None:
