@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -290,6 +291,17 @@ def fetched_tags(app: Flask, serial: str) -> list[int | None]:
     return list(found)
 
 
+@contextmanager
+def recording_with(app: Flask, recorder: delivery.Recorder) -> Iterator[None]:
+    """Requests made inside are recorded by `recorder`: another web process's."""
+    own = app.extensions["deliveries"]
+    app.extensions["deliveries"] = recorder
+    try:
+        yield
+    finally:
+        app.extensions["deliveries"] = own
+
+
 def test_a_download_written_before_its_list_by_another_process_waits_for_it(
     push_app: Flask,
 ) -> None:
@@ -308,11 +320,8 @@ def test_a_download_written_before_its_list_by_another_process_waits_for_it(
     with listing._flushing:  # the listing process has not written its lists yet
         for device in phones:
             assert device.list_changed() == ["two-processes"]
-        push_app.extensions["deliveries"] = downloading
-        try:
+        with recording_with(push_app, downloading):
             assert [device.fetch("two-processes") for device in phones] == [200, 200]
-        finally:
-            push_app.extensions["deliveries"] = listing
         downloading.flush(keep_unmatched_since=recorded_from)
         assert fetched_tags(push_app, "two-processes") == [None, None]  # kept, not lost
     listing.flush()
@@ -357,11 +366,8 @@ def test_a_list_written_after_the_download_that_answered_it_leaves_nothing_waiti
     patch(push_app, "answered")
     with listing._flushing:
         assert device.list_changed() == ["answered"]
-        push_app.extensions["deliveries"] = downloading
-        try:
+        with recording_with(push_app, downloading):
             assert device.fetch("answered") == 200
-        finally:
-            push_app.extensions["deliveries"] = listing
         downloading.flush()
     listing.flush()
     assert states(push_app, "answered") == {device.library_id: "current"}
