@@ -152,6 +152,14 @@ class CallbackPace:
             else:
                 grown = self.rate * self.PROBE
             self.rate = min(self.ceiling, grown)
+        log.debug(
+            "pace: %d called back in %.1f s, %.2f s later than at best, %s; pushing %.0f a second",
+            len(delays),
+            elapsed,
+            queueing,
+            "rate used" if used else "rate not used",
+            self.rate,
+        )
 
 
 def answered_since(engine: sa.Engine) -> Answers:
