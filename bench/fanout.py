@@ -688,6 +688,7 @@ def print_header(args: argparse.Namespace) -> None:
         f"web: {procfile['web']}, WEB_CONCURRENCY={WEB_CONCURRENCY}; worker: {procfile['worker']}"
         f"; extra environment: {args.env or 'none'}"
     )
+    print(f"PostgreSQL: {services.postgres_settings()}")
     if "pgbouncer" in args.paths:
         print(
             f"PgBouncer: {services.PGBOUNCER}, pool_mode = transaction, server_round_robin = 1, "

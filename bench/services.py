@@ -28,6 +28,25 @@ POSTGRES_PORT = 5432
 PGBOUNCER = pgbouncer_settings.PGBOUNCER
 
 
+def postgres_settings() -> str:
+    """The server settings the cycle's figures depend on, as a line for the report.
+
+    Production runs autovacuum, which keeps the planner's statistics current; without it
+    (a CI configuration may turn it off) the device and worker statements are planned from
+    tables as they were before the seeding, and the figures are not production's."""
+    connection = connect()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT version()")
+            version = cursor.fetchone()[0].split(" on ")[0]
+            cursor.execute("SHOW autovacuum")
+            autovacuum = cursor.fetchone()[0]
+    finally:
+        connection.close()
+    warning = "" if autovacuum == "on" else " (production runs it: these are not its figures)"
+    return f"{version}, autovacuum {autovacuum}{warning}"
+
+
 def database_url(database: str, port: int = POSTGRES_PORT) -> str:
     return f"postgresql://postgres@127.0.0.1:{port}/{database}"
 
