@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from models import Device, PendingPush, PushOutcomeCount, Registration, db, utcnow
-from passes import context, pushing
+from passes import context, pushing, store
 from passes.apns import Outcome, PushResult
 from passes.certificate_chain import PASS_TYPE_IDENTIFIER
 from tests.apns_server import FakeApns, Reply, send_batch
@@ -50,6 +50,23 @@ def test_a_change_is_pushed_to_every_device_with_apples_headers(
             sa.select(PushOutcomeCount.count).where(PushOutcomeCount.outcome == "sent")
         )
         assert counted == 3
+
+
+def test_a_change_queueing_many_pushes_tells_the_planner_the_queue_grew(push_app: Flask) -> None:
+    with push_app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("PostgreSQL's planner statistics")
+        db.session.execute(sa.text("ANALYZE pending_pushes"))  # empty, as before a fan-out
+        db.session.commit()
+    seed_devices(push_app, store.ANALYZE_QUEUE_AT)
+    patch(push_app)
+    with push_app.app_context():
+        # What the planner believes the queue holds: without news, the worker's claims are
+        # planned for an empty table and sort the whole queue each time.
+        believed = db.session.scalar(
+            sa.text("SELECT reltuples FROM pg_class WHERE relname = 'pending_pushes'")
+        )
+    assert believed >= store.ANALYZE_QUEUE_AT
 
 
 def test_a_burst_of_updates_sends_one_push_per_device(push_app: Flask, apns: FakeApns) -> None:
