@@ -146,9 +146,9 @@ class CallbackPace:
                 self.rate,
             )
         elif used and queueing <= self.queue_seconds / 2:
-            served = self.capacity or math.inf  # no queue seen yet: the first climb
-            if self.rate < served:
-                grown = max(self.capacity * self.RESUME, min(self.rate * self.GROWTH, served))
+            known = self.capacity or math.inf  # no queue seen yet: the first climb
+            if self.rate < known:
+                grown = max(self.capacity * self.RESUME, min(self.rate * self.GROWTH, known))
             else:
                 grown = self.rate * self.PROBE
             self.rate = min(self.ceiling, grown)
