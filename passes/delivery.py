@@ -46,6 +46,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, current_app
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased
 
 from models import (
@@ -545,6 +546,16 @@ def record_pushes(
         count_event(REMOVED, removed or 0, connection)
 
 
+# A batch's APNs answers, as record_pushes gives them to _write_pushes.
+_ANSWER_COLUMNS = {
+    "device": sa.Integer,
+    "outcome": sa.String,
+    "status": sa.Integer,
+    "reason": sa.String,
+    "apns_id": sa.String,
+}
+
+
 def _write_pushes(
     connection: sa.Connection,
     pass_type_identifier: str,
@@ -563,14 +574,19 @@ def _write_pushes(
     # already: its time is not measured, and no later download is taken for its answer.
     answered = sa.case((Registration.fetched_tag >= pass_tag, Registration.fetched_at))
     if connection.dialect.name == "postgresql":
-        answers = sa.values(
-            sa.column("device", sa.Integer),
-            sa.column("outcome", sa.String),
-            sa.column("status", sa.Integer),
-            sa.column("reason", sa.String),
-            sa.column("apns_id", sa.String),
-            name="answers",
-        ).data([tuple(row.values()) for row in rows])
+        # The answers travel as one array per column, so the statement is the same for every
+        # batch and SQLAlchemy compiles it once. As a VALUES list it was compiled anew for
+        # each batch: 58 % of the worker's CPU in bench/fanout.py (BENCHMARKS.md).
+        answers = (
+            sa.func.unnest(
+                *(
+                    sa.cast(sa.bindparam(name, [row[name] for row in rows]), ARRAY(type_))
+                    for name, type_ in _ANSWER_COLUMNS.items()
+                )
+            )
+            .table_valued(*_ANSWER_COLUMNS)
+            .render_derived(name="answers")
+        )
         connection.execute(
             sa.update(Registration)
             .where(Registration.device_id == answers.c.device, of_type)
