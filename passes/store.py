@@ -174,11 +174,16 @@ def find_pass(pass_type_identifier: str, serial_number: str) -> Pass | None:
     if "\x00" in pass_type_identifier + serial_number:
         return None  # no pass has one, and PostgreSQL refuses NUL in a query
     return db.session.scalar(
-        sa.select(Pass).where(
-            Pass.pass_type_identifier == pass_type_identifier,
-            Pass.serial_number == serial_number,
-        )
+        _PASS_BY_KEY, {"pass_type": pass_type_identifier, "serial": serial_number}
     )
+
+
+# Built once: every device request reads a pass by its key, and building the statement
+# anew each time took 5 % of the web processes' CPU in bench/fanout.py (BENCHMARKS.md).
+_PASS_BY_KEY = sa.select(Pass).where(
+    Pass.pass_type_identifier == sa.bindparam("pass_type"),
+    Pass.serial_number == sa.bindparam("serial"),
+)
 
 
 def get_pass(pass_type_identifier: str, serial_number: str) -> Pass:
