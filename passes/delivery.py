@@ -554,6 +554,57 @@ _ANSWER_COLUMNS = {
     "reason": sa.String,
     "apns_id": sa.String,
 }
+# On PostgreSQL they travel as one array per column. Each batch then runs the same
+# statement, built and compiled once; as a VALUES list of the batch's rows it was built and
+# compiled anew for each batch: 58 % of the worker's CPU in bench/fanout.py (BENCHMARKS.md).
+_ANSWERS = (
+    sa.func.unnest(
+        *(sa.cast(sa.bindparam(name), ARRAY(type_)) for name, type_ in _ANSWER_COLUMNS.items())
+    )
+    .table_valued(*_ANSWER_COLUMNS)
+    .render_derived(name="answers")
+)
+
+
+def _pushes_written(answer: Callable[[str], Any], *rows: sa.ColumnElement[bool]) -> sa.Update:
+    """The UPDATE that writes answers on the registrations `rows` picks; `answer(column)`
+    is where each answer's value comes from. The pushed pass type is bound as `topic`, the
+    moment as `now`."""
+    pass_tag = sa.select(Pass.update_tag).where(Pass.id == Registration.pass_id).scalar_subquery()
+    # The device's passes of other types were not part of this push.
+    of_type = (
+        sa.select(Pass.id)
+        .where(Pass.id == Registration.pass_id, Pass.pass_type_identifier == sa.bindparam("topic"))
+        .exists()
+    )
+    return (
+        sa.update(Registration)
+        .where(*rows, of_type)
+        .values(
+            # A phone that downloaded the version before its push was written here has
+            # answered it already: its time is not measured, and no later download is taken
+            # for its answer.
+            push_answered_at=sa.case(
+                (Registration.fetched_tag >= pass_tag, Registration.fetched_at)
+            ),
+            pushed_at=sa.bindparam("now", type_=UTCDateTime()),
+            pushed_tag=pass_tag,
+            push_outcome=answer("outcome"),
+            push_status=answer("status"),
+            push_reason=answer("reason"),
+            apns_id=answer("apns_id"),
+        )
+    )
+
+
+# PostgreSQL: one statement for the batch, its rows locked in id order (record_pushes).
+_PUSHES_WRITTEN = _pushes_written(
+    lambda column: _ANSWERS.c[column],
+    Registration.device_id == _ANSWERS.c.device,
+    _in_id_order(lambda r: r.device_id.in_(sa.bindparam("batch", expanding=True))),
+)
+# SQLite runs in-process: one statement per device costs no round trip.
+_PUSH_WRITTEN = _pushes_written(sa.bindparam, Registration.device_id == sa.bindparam("device"))
 
 
 def _write_pushes(
@@ -563,60 +614,12 @@ def _write_pushes(
     batch: list[int],
     now: datetime,
 ) -> None:
-    pass_tag = sa.select(Pass.update_tag).where(Pass.id == Registration.pass_id).scalar_subquery()
-    # The device's passes of other types were not part of this push.
-    of_type = (
-        sa.select(Pass.id)
-        .where(Pass.id == Registration.pass_id, Pass.pass_type_identifier == pass_type_identifier)
-        .exists()
-    )
-    # A phone that downloaded the version before its push was written here has answered it
-    # already: its time is not measured, and no later download is taken for its answer.
-    answered = sa.case((Registration.fetched_tag >= pass_tag, Registration.fetched_at))
+    shared = {"topic": pass_type_identifier, "now": now}
     if connection.dialect.name == "postgresql":
-        # The answers travel as one array per column, so the statement is the same for every
-        # batch and SQLAlchemy compiles it once. As a VALUES list it was compiled anew for
-        # each batch: 58 % of the worker's CPU in bench/fanout.py (BENCHMARKS.md).
-        answers = (
-            sa.func.unnest(
-                *(
-                    sa.cast(sa.bindparam(name, [row[name] for row in rows]), ARRAY(type_))
-                    for name, type_ in _ANSWER_COLUMNS.items()
-                )
-            )
-            .table_valued(*_ANSWER_COLUMNS)
-            .render_derived(name="answers")
-        )
-        connection.execute(
-            sa.update(Registration)
-            .where(Registration.device_id == answers.c.device, of_type)
-            .where(_in_id_order(lambda r: r.device_id.in_(batch)))
-            .values(
-                push_answered_at=answered,
-                pushed_at=now,
-                pushed_tag=pass_tag,
-                push_outcome=answers.c.outcome,
-                push_status=answers.c.status,
-                push_reason=answers.c.reason,
-                apns_id=answers.c.apns_id,
-            )
-        )
-        return
-    # SQLite runs in-process: one statement per device costs no round trip.
-    connection.execute(
-        sa.update(Registration)
-        .where(Registration.device_id == sa.bindparam("device"), of_type)
-        .values(
-            push_answered_at=answered,
-            pushed_at=now,
-            pushed_tag=pass_tag,
-            push_outcome=sa.bindparam("outcome"),
-            push_status=sa.bindparam("status"),
-            push_reason=sa.bindparam("reason"),
-            apns_id=sa.bindparam("apns_id"),
-        ),
-        rows,
-    )
+        columns = {name: [row[name] for row in rows] for name in _ANSWER_COLUMNS}
+        connection.execute(_PUSHES_WRITTEN, {**columns, **shared, "batch": batch})
+    else:
+        connection.execute(_PUSH_WRITTEN, [{**row, **shared} for row in rows])
 
 
 # --- Reading ----------------------------------------------------------------------------------
