@@ -598,13 +598,15 @@ def _pushes_written(answer: Callable[[str], Any], *rows: sa.ColumnElement[bool])
 
 
 # PostgreSQL: one statement for the batch, its rows locked in id order (record_pushes).
-_PUSHES_WRITTEN = _pushes_written(
+_WRITTEN_AS_BATCH = _pushes_written(
     lambda column: _ANSWERS.c[column],
     Registration.device_id == _ANSWERS.c.device,
     _in_id_order(lambda r: r.device_id.in_(sa.bindparam("batch", expanding=True))),
 )
 # SQLite runs in-process: one statement per device costs no round trip.
-_PUSH_WRITTEN = _pushes_written(sa.bindparam, Registration.device_id == sa.bindparam("device"))
+_WRITTEN_PER_DEVICE = _pushes_written(
+    sa.bindparam, Registration.device_id == sa.bindparam("device")
+)
 
 
 def _write_pushes(
@@ -617,9 +619,9 @@ def _write_pushes(
     shared = {"topic": pass_type_identifier, "now": now}
     if connection.dialect.name == "postgresql":
         columns = {name: [row[name] for row in rows] for name in _ANSWER_COLUMNS}
-        connection.execute(_PUSHES_WRITTEN, {**columns, **shared, "batch": batch})
+        connection.execute(_WRITTEN_AS_BATCH, {**columns, **shared, "batch": batch})
     else:
-        connection.execute(_PUSH_WRITTEN, [{**row, **shared} for row in rows])
+        connection.execute(_WRITTEN_PER_DEVICE, [{**row, **shared} for row in rows])
 
 
 # --- Reading ----------------------------------------------------------------------------------
