@@ -72,6 +72,10 @@ log = logging.getLogger(__name__)
 SILENT_AFTER = timedelta(hours=24)
 FETCH_ERROR_LENGTH = 300  # models.Registration.fetch_error
 PUSH_REASON_LENGTH = 64  # models.Registration.push_reason
+# Downloads of one pass version are credited in steps this long (_in_credit_steps): a
+# download's moment is then at most this late, well within PUSH_QUEUE_SECONDS, at one
+# statement per step a crowd's downloads take.
+CREDIT_STEP = timedelta(seconds=0.1)
 
 
 class State(StrEnum):
@@ -346,7 +350,7 @@ def _write_fetches(
     version or a later one since the push, once each), and the downloads kept unmatched."""
     latencies: list[float] = []
     kept: dict[tuple[int, int], list[datetime]] = {}
-    for (pass_id, tag), moments in sorted(fetches.items()):
+    for (pass_id, tag), moments in _in_credit_steps(fetches):
         at = max(moments)
         # SET reads the row as it was, RETURNING as it is now: whether this download answers
         # the push travels from one to the other in push_answered_at, in the one statement.
@@ -375,7 +379,7 @@ def _write_fetches(
         if keep_unmatched_since is not None:
             recent = [moment for moment in unmatched if moment >= keep_unmatched_since]
             if recent:
-                kept[(pass_id, tag)] = recent
+                kept.setdefault((pass_id, tag), []).extend(recent)
             unmatched = unmatched[: len(unmatched) - len(recent)]
         if unmatched and not rows:
             rows = connection.execute(
@@ -390,6 +394,25 @@ def _write_fetches(
             if pushed_at is not None and answered_at == at
         ]
     return latencies, kept
+
+
+def _in_credit_steps(
+    fetches: dict[tuple[int, int], list[datetime]],
+) -> list[tuple[tuple[int, int], list[datetime]]]:
+    """The downloads of each pass version, in groups of one CREDIT_STEP, earliest first.
+
+    A group is credited in one statement, at its last moment, so no download is credited
+    more than a step late. Credited together at the flush's last moment, a crowd's downloads
+    looked up to FLUSH_SECONDS late, and pacing, which reads from them when phones called
+    back, took that for a queue at the web tier and pushed at half what it served
+    (bench/fanout.py, 20,000 phones of one pass; BENCHMARKS.md).
+    """
+    steps: dict[tuple[int, int, int], list[datetime]] = {}
+    for (pass_id, tag), moments in fetches.items():
+        for moment in moments:
+            step = int(moment.timestamp() // CREDIT_STEP.total_seconds())
+            steps.setdefault((pass_id, tag, step), []).append(moment)
+    return [((pass_id, tag), moments) for (pass_id, tag, _), moments in sorted(steps.items())]
 
 
 def _waiting(pass_id: int, count: int, at: datetime, claim: bool = True) -> sa.Select[Any]:

@@ -408,3 +408,31 @@ def test_a_download_is_not_credited_to_a_list_made_after_it(push_app: Flask) -> 
     found = states(push_app, "in-order")
     assert found[first.library_id] == "current"
     assert found[second.library_id] != "current"
+
+
+def test_downloads_of_one_version_in_one_flush_are_credited_near_their_own_moments(
+    push_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pacing reads when phones called back from these moments: a crowd's downloads all
+    # credited at the flush's last one looked like a queue at the web tier.
+    create_pass(push_app, "crowd")
+    early, late = phone(push_app, 370), phone(push_app, 371)
+    for device in (early, late):
+        device.register("crowd")
+    patch(push_app, "crowd")
+    start = utcnow() + timedelta(seconds=1)
+    clock = iter(start + timedelta(seconds=s) for s in (0.0, 0.01, 0.7, 0.71))
+    monkeypatch.setattr(delivery, "utcnow", lambda: next(clock))
+    recorder = push_app.extensions["deliveries"]
+    with recorder._flushing:  # one flush for the four requests
+        assert early.woken() == ["crowd"]
+        assert late.woken() == ["crowd"]
+    monkeypatch.undo()
+    recorder.flush()
+    fetched = {
+        device.library_id: record(push_app, "crowd", device.library_id).fetched_at
+        for device in (early, late)
+    }
+    assert start + timedelta(seconds=0.01) <= fetched[early.library_id]
+    assert fetched[early.library_id] <= start + timedelta(seconds=0.01) + delivery.CREDIT_STEP
+    assert fetched[late.library_id] == start + timedelta(seconds=0.71)
