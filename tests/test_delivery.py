@@ -421,12 +421,15 @@ def test_downloads_of_one_version_in_one_flush_are_credited_near_their_own_momen
         device.register("crowd")
     patch(push_app, "crowd")
     start = utcnow() + timedelta(seconds=1)
-    clock = iter(start + timedelta(seconds=s) for s in (0.0, 0.01, 0.7, 0.71))
-    monkeypatch.setattr(delivery, "utcnow", lambda: next(clock))
+    now = start
+    monkeypatch.setattr(delivery, "utcnow", lambda: now)  # the recorder's thread reads it too
     recorder = push_app.extensions["deliveries"]
     with recorder._flushing:  # one flush for the four requests
-        assert early.woken() == ["crowd"]
-        assert late.woken() == ["crowd"]
+        for device, listed_after in ((early, 0.0), (late, 0.7)):
+            now = start + timedelta(seconds=listed_after)
+            assert device.list_changed() == ["crowd"]
+            now += timedelta(seconds=0.01)
+            assert device.fetch("crowd") == 200
     monkeypatch.undo()
     recorder.flush()
     fetched = {
