@@ -24,7 +24,8 @@ default, follows how long the phones take to call back (PUSH_QUEUE_SECONDS):
   110 phones a second where it served 150 to 230).
 
 A phone has called back once its serial list and the downloads the list named are done, as
-the web processes record them per registration (passes/delivery.py, written once a second),
+the web processes record them per registration (passes/delivery.py, written once a second,
+each download at its moment to within delivery.CREDIT_STEP, far below PUSH_QUEUE_SECONDS),
 so the web tier does nothing more for this.
 Phones that do not call back (switched off, in Low Power Mode: APNs delivers later) say
 nothing about the web tier and slow nothing down; after GIVE_UP_SECONDS they are forgotten.
