@@ -15,7 +15,7 @@ from models import Device, Pass, Registration, RegistrationEventCount, db, utcno
 from passes import delivery, pushing
 from passes.delivery import SILENT_AFTER, Delivery, State, delivery_state
 from tests.apns_server import FakeApns, Reply
-from tests.delivery_phones import create_pass, phone, record, states
+from tests.delivery_phones import Phone, create_pass, phone, record, states
 from tests.pushes import patch
 from tests.test_worker import wait_until
 
@@ -31,6 +31,16 @@ def facts(**changes: object) -> Delivery:
         "push_queued": False,
     }
     return Delivery(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def changed_pass_held_by(app: Flask, serial: str, first_phone: int, count: int) -> list[Phone]:
+    """`count` phones, numbered from `first_phone`, hold the pass `serial`; then it changes."""
+    create_pass(app, serial)
+    phones = [phone(app, first_phone + n) for n in range(count)]
+    for device in phones:
+        device.register(serial)
+    patch(app, serial)
+    return phones
 
 
 @pytest.mark.parametrize(
@@ -195,11 +205,7 @@ def test_registrations_and_removals_are_counted_per_hour(push_app: Flask, apns: 
 
 
 def test_phones_downloading_one_pass_at_once_are_each_credited_once(push_app: Flask) -> None:
-    create_pass(push_app, "crowd")
-    phones = [phone(push_app, 100 + n) for n in range(12)]
-    for device in phones:
-        device.register("crowd")
-    patch(push_app, "crowd")
+    phones = changed_pass_held_by(push_app, "crowd", first_phone=100, count=12)
     for device in phones:
         assert device.list_changed() == ["crowd"]
     with ThreadPoolExecutor(max_workers=6) as pool:
@@ -266,11 +272,7 @@ def test_records_survive_a_flush_that_fails(
 
 
 def test_downloads_in_one_batch_credit_as_many_waiting_devices(push_app: Flask) -> None:
-    create_pass(push_app, "many")
-    phones = [phone(push_app, 310 + n) for n in range(5)]
-    for device in phones:
-        device.register("many")
-    patch(push_app, "many")
+    phones = changed_pass_held_by(push_app, "many", first_phone=310, count=5)
     for device in phones[:3]:
         assert device.list_changed() == ["many"]
         assert device.fetch("many") == 200
@@ -307,11 +309,7 @@ def test_a_download_written_before_its_list_by_another_process_waits_for_it(
 ) -> None:
     # Two web processes: one answers the serial lists, the other the downloads, and the
     # second's recorder writes first. Two phones: the pass has no only holder to fall to.
-    create_pass(push_app, "two-processes")
-    phones = [phone(push_app, 320 + n) for n in range(2)]
-    for device in phones:
-        device.register("two-processes")
-    patch(push_app, "two-processes")
+    phones = changed_pass_held_by(push_app, "two-processes", first_phone=320, count=2)
     listing = push_app.extensions["deliveries"]
     with push_app.app_context():
         listing.flush()
@@ -379,11 +377,7 @@ def test_a_list_written_after_the_download_that_answered_it_leaves_nothing_waiti
 def test_a_list_no_download_followed_does_not_take_a_later_phones_download(
     push_app: Flask,
 ) -> None:
-    create_pass(push_app, "stale")
-    switched_off, held = phone(push_app, 350), phone(push_app, 351)
-    for device in (switched_off, held):
-        device.register("stale")
-    patch(push_app, "stale")
+    switched_off, held = changed_pass_held_by(push_app, "stale", first_phone=350, count=2)
     assert switched_off.list_changed() == ["stale"]  # and then nothing: switched off
     push_app.extensions["deliveries"].flush()
     assert held.woken() == ["stale"]  # its list, then its download
@@ -395,11 +389,7 @@ def test_a_list_no_download_followed_does_not_take_a_later_phones_download(
 def test_a_download_is_not_credited_to_a_list_made_after_it(push_app: Flask) -> None:
     # A crowd of one pass: the first phone has listed and downloaded, the second has only
     # listed since, and the recorder writes all three at once.
-    create_pass(push_app, "in-order")
-    first, second = phone(push_app, 360), phone(push_app, 361)
-    for device in (first, second):
-        device.register("in-order")
-    patch(push_app, "in-order")
+    first, second = changed_pass_held_by(push_app, "in-order", first_phone=360, count=2)
     recorder = push_app.extensions["deliveries"]
     with recorder._flushing:  # no flush between the three requests
         assert first.list_changed() == ["in-order"]
@@ -415,11 +405,7 @@ def test_downloads_of_one_version_in_one_flush_are_credited_near_their_own_momen
 ) -> None:
     # Pacing reads when phones called back from these moments: a crowd's downloads all
     # credited at the flush's last one looked like a queue at the web tier.
-    create_pass(push_app, "crowd")
-    early, late = phone(push_app, 370), phone(push_app, 371)
-    for device in (early, late):
-        device.register("crowd")
-    patch(push_app, "crowd")
+    early, late = changed_pass_held_by(push_app, "crowd", first_phone=370, count=2)
     start = utcnow() + timedelta(seconds=1)
     now = start
     monkeypatch.setattr(delivery, "utcnow", lambda: now)  # the recorder's thread reads it too
