@@ -200,7 +200,10 @@ class Recorder:
     needs depends on them.
     """
 
-    FLUSH_SECONDS = 1.0
+    # Pacing reads from these records when pushed phones called back: the longer they wait
+    # here, the deeper a queue at the web tier grows before pacing sees it (bench/fanout.py
+    # at 1 s: p99 2.0 s, nearly all of it the first climb's queue; BENCHMARKS.md).
+    FLUSH_SECONDS = 0.5
     # How long a download waits for the list that named it, written by another process
     # within FLUSH_SECONDS of it (and of the download, which came after); a margin for
     # a flush slowed down by a busy database.

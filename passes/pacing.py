@@ -14,7 +14,7 @@ default, follows how long the phones take to call back (PUSH_QUEUE_SECONDS):
   the web tier, which is serving all it can: the rate drops below the rate at which phones
   were calling back, the more so the deeper the queue, so that it drains within
   DRAIN_SECONDS. A fixed fraction (0.8 of the served rate) drained too slowly: what the
-  worker sees of the queue is one to two seconds old, and the queue kept growing meanwhile
+  worker sees of the queue is up to two adjustments old, and the queue kept growing meanwhile
   (bench/fanout.py, 20,000 phones: p99 3.3 s against 1.5 s; BENCHMARKS.md).
 - Once the queue has drained, the rate goes back to near what the web tier served as the
   queue began, which is what it can serve, and grows from there: by a quarter a second up
@@ -24,9 +24,9 @@ default, follows how long the phones take to call back (PUSH_QUEUE_SECONDS):
   110 phones a second where it served 150 to 230).
 
 A phone has called back once its serial list and the downloads the list named are done, as
-the web processes record them per registration (passes/delivery.py, written once a second,
-each download at its moment to within delivery.CREDIT_STEP, far below PUSH_QUEUE_SECONDS),
-so the web tier does nothing more for this.
+the web processes record them per registration (passes/delivery.py, written every
+Recorder.FLUSH_SECONDS, each download at its moment to within delivery.CREDIT_STEP, far below
+PUSH_QUEUE_SECONDS), so the web tier does nothing more for this.
 Phones that do not call back (switched off, in Low Power Mode: APNs delivers later) say
 nothing about the web tier and slow nothing down; after GIVE_UP_SECONDS they are forgotten.
 Each pushing process (a worker, or a web process in inline mode) paces on the phones it
@@ -49,6 +49,7 @@ import sqlalchemy as sa
 
 from models import Registration, utcnow
 from passes import outages
+from passes.delivery import Recorder
 from passes.outages import DATABASE_DOWN
 
 log = logging.getLogger(__name__)
@@ -63,12 +64,14 @@ class CallbackPace:
 
     START = 50.0  # pushes a second: little for any web tier, and it grows within seconds
     SLOWEST = 5.0
-    GROWTH = 1.25
-    PROBE = 1.05  # growth beyond the rate the web tier served as phones last queued
-    ADJUST_SECONDS = 1.0  # the web processes record serial lists once a second
+    GROWTH = 1.25  # a second
+    PROBE = 1.05  # a second, beyond the rate the web tier served as phones last queued
+    # As often as the web processes write when phones called back: more often reads nothing
+    # new, and less often lets a queue grow deeper before it is seen.
+    ADJUST_SECONDS = Recorder.FLUSH_SECONDS
     GIVE_UP_SECONDS = 20.0
-    QUICKEST_MEMORY = 60  # adjustments with answers: how long the quickest is remembered
-    SERVED_MEMORY = 3  # adjustments
+    QUICKEST_SECONDS = 60.0  # how long the quickest callback is remembered
+    SERVED_SECONDS = 3.0  # the rate phones call back at, averaged over this
     DRAIN_SECONDS = 2.0  # a queue of phones at the web tier is pushed to drain within this
     DRAIN_FLOOR = 0.2  # of the rate phones call back at: pushing goes on, slowly
     RESUME = 0.9  # of the rate served as a queue began: a margin for a second's noise in it
@@ -89,7 +92,7 @@ class CallbackPace:
         self.rate = min(self.START, self.ceiling)
         # device id -> (monotonic, wall-clock) moment its push was sent
         self.waiting: dict[int, tuple[float, datetime]] = {}
-        self.medians: list[float] = []  # of the last QUICKEST_MEMORY adjustments with answers
+        self.medians: list[float] = []  # of adjustments with answers, QUICKEST_SECONDS back
         self.adjusted_at = -math.inf
         self.sent_since_adjusted = 0
         self.served: list[float] = []  # phones that called back a second, lately
@@ -125,12 +128,13 @@ class CallbackPace:
         given_up = self.clock() - self.GIVE_UP_SECONDS
         for device in [d for d, (at, _) in self.waiting.items() if at < given_up]:
             del self.waiting[device]
-        # Averaged over a few seconds: each web process writes its records once a second.
-        self.served = [*self.served[-(self.SERVED_MEMORY - 1) :], len(delays) / elapsed]
+        # Averaged over a few seconds: the web processes' records arrive in lumps.
+        self.served = self._recent(self.served, len(delays) / elapsed, self.SERVED_SECONDS)
         if not delays:
             queueing = 0.0  # no phone calling back is no sign of queueing: asleep, or none due
         else:
-            self.medians = [*self.medians[-(self.QUICKEST_MEMORY - 1) :], statistics.median(delays)]
+            median = statistics.median(delays)
+            self.medians = self._recent(self.medians, median, self.QUICKEST_SECONDS)
             queueing = self.medians[-1] - min(self.medians)
         was_queueing, self.queueing = self.queueing, queueing > self.queue_seconds
         if self.queueing:
@@ -149,9 +153,10 @@ class CallbackPace:
         elif used and queueing <= self.queue_seconds / 2:
             known = self.capacity or math.inf  # no queue seen yet: the first climb
             if self.rate < known:
-                grown = max(self.capacity * self.RESUME, min(self.rate * self.GROWTH, known))
+                growth = self.GROWTH**self.ADJUST_SECONDS
+                grown = max(self.capacity * self.RESUME, min(self.rate * growth, known))
             else:
-                grown = self.rate * self.PROBE
+                grown = self.rate * self.PROBE**self.ADJUST_SECONDS
             self.rate = min(self.ceiling, grown)
         log.debug(
             "pace: %d called back in %.1f s, %.2f s later than at best, %s; pushing %.0f a second",
@@ -161,6 +166,11 @@ class CallbackPace:
             "rate used" if used else "rate not used",
             self.rate,
         )
+
+    def _recent(self, values: list[float], latest: float, seconds: float) -> list[float]:
+        """`values` and then `latest`, as many as the adjustments of the last `seconds`."""
+        kept = max(1, round(seconds / self.ADJUST_SECONDS))
+        return [*values[-(kept - 1) :], latest] if kept > 1 else [latest]
 
 
 def answered_since(engine: sa.Engine) -> Answers:

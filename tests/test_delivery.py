@@ -242,7 +242,7 @@ def test_device_requests_leave_their_records_to_a_batch_written_within_a_second(
     wait_until(
         lambda: listed_at(push_app, device.library_id) is not None,
         "the recorder's thread to write the list",
-        timeout=10 * delivery.Recorder.FLUSH_SECONDS,
+        timeout=10,
     )
 
 
