@@ -61,6 +61,7 @@ from models import (
 )
 from passes import store
 from passes.apns import Outcome, PushResult
+from passes.outages import DATABASE_DOWN, Outage
 from passes.store import dialect_insert
 
 log = logging.getLogger(__name__)
@@ -216,6 +217,7 @@ class Recorder:
         self._lists: dict[int, _Listed] = {}
         self._fetches: dict[tuple[int, int], list[datetime]] = {}
         self._thread: threading.Thread | None = None
+        self.outage = Outage("delivery records")
 
     def listed(
         self, registration_ids: Sequence[int], named_ids: Iterable[int], tag: int | None
@@ -281,12 +283,19 @@ class Recorder:
     def _run(self) -> None:
         while True:
             time.sleep(self.FLUSH_SECONDS)
-            self._flush_quietly(keep_unmatched=True)
+            try:
+                self.flush(utcnow() - timedelta(seconds=self.MATCH_SECONDS))
+            except DATABASE_DOWN as error:
+                # One warning for the outage, not one a flush; the records wait in memory.
+                time.sleep(self.outage.failed(error))
+            except sa.exc.SQLAlchemyError as error:
+                log.warning("delivery records wait for the database: %s", type(error).__name__)
+            else:
+                self.outage.over()
 
-    def _flush_quietly(self, keep_unmatched: bool = False) -> None:
-        since = utcnow() - timedelta(seconds=self.MATCH_SECONDS) if keep_unmatched else None
+    def _flush_quietly(self) -> None:
         try:
-            self.flush(since)
+            self.flush()
         except sa.exc.SQLAlchemyError as error:
             log.warning("delivery records wait for the database: %s", type(error).__name__)
 

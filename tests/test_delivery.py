@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -269,6 +270,29 @@ def test_records_survive_a_flush_that_fails(
         row = db.session.get(Registration, registration)
         assert (row.listed_tag, row.named_at is not None) == (5, True)
         db.session.remove()
+
+
+def test_the_recorders_thread_rides_out_an_outage_with_one_warning(
+    push_app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    create_pass(push_app, "outage")
+    device = phone(push_app, 302)
+    device.register("outage")
+    with push_app.app_context():
+        registration = db.session.scalar(sa.select(Registration.id))
+        db.session.remove()
+    recorder = delivery.Recorder(sa.create_engine("postgresql+psycopg2://nobody@127.0.0.1:9/none"))
+    caplog.set_level(logging.INFO, logger="passes.outages")
+    recorder.listed([registration], [registration], 5)  # starts the recorder's thread
+    wait_until(lambda: recorder.outage.failures >= 3, "three failed flushes", timeout=30)
+    with push_app.app_context():
+        recorder.engine = db.engine  # the database is back
+    wait_until(lambda: recorder.outage.failures == 0, "a flush that succeeds", timeout=30)
+    assert listed_at(push_app, device.library_id) is not None  # nothing was lost
+    messages = [record.getMessage() for record in caplog.records]
+    # One warning as the outage began and one line as it ended, not one a flush.
+    assert len([m for m in messages if m.startswith("database unavailable, delivery")]) == 1
+    assert len([m for m in messages if m.startswith("database back after")]) == 1
 
 
 def test_downloads_in_one_batch_credit_as_many_waiting_devices(push_app: Flask) -> None:
