@@ -48,6 +48,9 @@ class Outage:
         self.waiting = waiting  # what the outage holds up, for the log
         self.failures = 0
         self.since = 0.0
+        # Its own generator: a thread drawing from the module's shared one would change what
+        # other code (a test's seeded data, say) draws next.
+        self._random = random.Random()
 
     def failed(self, error: Exception) -> float:
         """Note a failed attempt; return how many seconds to wait before the next."""
@@ -61,7 +64,7 @@ class Outage:
         self.failures += 1
         ceiling = min(OUTAGE_MAX_WAIT, OUTAGE_FIRST_WAIT * 2 ** (self.failures - 1))
         # Jitter, so that several workers do not all knock at the same moment.
-        return ceiling * random.uniform(0.5, 1.0)
+        return ceiling * self._random.uniform(0.5, 1.0)
 
     def over(self) -> None:
         if self.failures:
