@@ -170,7 +170,7 @@ class CallbackPace:
     def _recent(self, values: list[float], latest: float, seconds: float) -> list[float]:
         """`values` and then `latest`, as many as the adjustments of the last `seconds`."""
         kept = max(1, round(seconds / self.ADJUST_SECONDS))
-        return [*values[-(kept - 1) :], latest] if kept > 1 else [latest]
+        return [*values, latest][-kept:]
 
 
 def answered_since(engine: sa.Engine) -> Answers:
