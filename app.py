@@ -360,9 +360,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         development_chain=development_chain,
     )
     app.extensions["pass_server"] = runtime
+    runtime.stops.append(delivery.recorder_of(app).stop)
     app.context_processor(lambda: {"development_chain": runtime.development_chain})
     if push_mode == "inline":
-        runtime.inline_pusher = pushing.InlinePusher(app)
+        runtime.inline_pusher = inline_pusher = pushing.InlinePusher(app)
+        runtime.stops.append(inline_pusher.stop)
         webhooks.deliver_after_commit(app)
     app.session_interface = dashboard.SessionOnlyWhenSent()
     app.url_map.merge_slashes = False  # middleware.CollapseSlashes serves "//" paths

@@ -19,9 +19,9 @@ class Rerun:
     """Runs `job` in one background thread when called, and again when called meanwhile.
 
     Called from a commit, it returns at once. When the process exits (a `flask passes`
-    command right after its commit, a web process stopping), a job asked for or under way
-    is finished first, for at most `finish_seconds`; a nap until the next due time is not
-    waited out.
+    command right after its commit, a web process stopping), or the app is stopped
+    (`Runtime.stop`), a job asked for or under way is finished first, for at most
+    `finish_seconds`; a nap until the next due time is not waited out.
     """
 
     def __init__(self, job: Job, name: str, finish_seconds: float = 30.0) -> None:
@@ -32,7 +32,7 @@ class Rerun:
         self._asked = threading.Event()
         self._exiting = False
         self._thread: threading.Thread | None = None
-        atexit.register(self._finish)
+        atexit.register(self.stop)
 
     def __call__(self) -> None:
         with self._lock:
@@ -57,7 +57,9 @@ class Rerun:
             if not asked and wait is not None:
                 self._asked.wait(wait)
 
-    def _finish(self) -> None:
+    def stop(self) -> None:
+        """Finish what is asked for or under way, then nap no more: later calls run the job
+        once each."""
         with self._lock:
             self._exiting = True
             thread = self._thread

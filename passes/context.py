@@ -31,6 +31,15 @@ class Runtime:
     inline_pusher: Callable[[], None] | None = None
     # Called after a commit that queued webhook messages (see passes/webhooks.py).
     deliver_webhooks: Callable[[], None] = field(default=lambda: None)
+    # How to end what runs beside the requests (the delivery recorder, passes/background.py),
+    # which each also ends by itself when the process exits.
+    stops: list[Callable[[], None]] = field(default_factory=list)
+
+    def stop(self) -> None:
+        """End the app's background threads once they finish what they hold: what exit
+        does for a process, for a test done with an app."""
+        for stop in self.stops:
+            stop()
 
 
 def runtime() -> Runtime:

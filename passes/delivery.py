@@ -37,7 +37,6 @@ import atexit
 import logging
 import re
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -209,6 +208,8 @@ class Recorder:
     # within FLUSH_SECONDS of it (and of the download, which came after); a margin for
     # a flush slowed down by a busy database.
     MATCH_SECONDS = 5.0
+    # How long stopping waits for a flush under way before writing what is left itself.
+    STOP_SECONDS = 10.0
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -217,6 +218,7 @@ class Recorder:
         self._lists: dict[int, _Listed] = {}
         self._fetches: dict[tuple[int, int], list[datetime]] = {}
         self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
         self.outage = Outage("delivery records")
 
     def listed(
@@ -275,29 +277,41 @@ class Recorder:
             self._fetches.setdefault(key, [])[:0] = moments
 
     def _start(self) -> None:
-        if self._thread is None:
+        if self._thread is None and not self._stopped.is_set():
             self._thread = threading.Thread(target=self._run, daemon=True, name="delivery")
             self._thread.start()
-            atexit.register(self._flush_quietly)  # gunicorn's graceful stop: keep the last
+            atexit.register(self.stop)  # gunicorn's graceful stop: keep the last records
+
+    def stop(self) -> None:
+        """End the thread and write what it holds (at exit; a test, when done with an app).
+        Whatever is recorded after is written by the readers' flushes."""
+        self._stopped.set()
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join(self.STOP_SECONDS)
+        try:
+            self.flush()
+        except sa.exc.SQLAlchemyError as error:
+            _warn_waiting(error)
 
     def _run(self) -> None:
-        while True:
-            time.sleep(self.FLUSH_SECONDS)
+        wait = self.FLUSH_SECONDS
+        while not self._stopped.wait(wait):
+            wait = self.FLUSH_SECONDS
             try:
                 self.flush(utcnow() - timedelta(seconds=self.MATCH_SECONDS))
             except DATABASE_DOWN as error:
                 # One warning for the outage, not one a flush; the records wait in memory.
-                time.sleep(self.outage.failed(error))
+                wait = self.outage.failed(error)
             except sa.exc.SQLAlchemyError as error:
-                log.warning("delivery records wait for the database: %s", type(error).__name__)
+                _warn_waiting(error)
             else:
                 self.outage.over()
 
-    def _flush_quietly(self) -> None:
-        try:
-            self.flush()
-        except sa.exc.SQLAlchemyError as error:
-            log.warning("delivery records wait for the database: %s", type(error).__name__)
+
+def _warn_waiting(error: sa.exc.SQLAlchemyError) -> None:
+    log.warning("delivery records wait for the database: %s", type(error).__name__)
 
 
 def init_app(app: Flask) -> None:
@@ -308,7 +322,11 @@ def init_app(app: Flask) -> None:
 
 def recorder() -> Recorder:
     """This web process's recorder."""
-    return current_app.extensions["deliveries"]
+    return recorder_of(current_app)
+
+
+def recorder_of(app: Flask) -> Recorder:
+    return app.extensions["deliveries"]
 
 
 def _in_id_order(

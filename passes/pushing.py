@@ -550,6 +550,9 @@ class InlinePusher:
             return  # nothing can be pushed; the rows wait for a configured server
         self._rerun()
 
+    def stop(self) -> None:
+        self._rerun.stop()
+
     def _drain(self) -> None:
         with self.app.app_context():
             summary = drain_now(pacer=self.pacer)

@@ -536,4 +536,7 @@ def deliver_after_commit(app: Flask) -> None:
             return None
         return min(LONGEST_NAP, max(0.0, (due - utcnow()).total_seconds()))
 
-    context.runtime_of(app).deliver_webhooks = background.Rerun(deliver, "inline webhooks")
+    rerun = background.Rerun(deliver, "inline webhooks")
+    runtime = context.runtime_of(app)
+    runtime.deliver_webhooks = rerun
+    runtime.stops.append(rerun.stop)

@@ -20,7 +20,7 @@ from flask_migrate import upgrade
 
 from app import create_app, database_url
 from models import PassTemplate, TemplateVersion, db
-from passes import pass_templates
+from passes import context, delivery, pass_templates
 from tests.apple_chain import FakeAppleChain, make_chain
 
 # The fake APNs server and its fixtures (apns_server, apns_settings, apns_chain), and the
@@ -91,12 +91,18 @@ def process_env(
     }
 
 
+# Apps made by make_app(): their background threads end with the test (_empty_tables).
+MADE_APPS: list[Flask] = []
+
+
 @pytest.fixture(scope="session")
 def make_app(base_config: dict[str, Any]) -> Callable[..., Flask]:
     """Another app on the same database, with some settings changed."""
 
     def make(**overrides: Any) -> Flask:
-        return create_app({**base_config, **overrides})
+        made = create_app({**base_config, **overrides})
+        MADE_APPS.append(made)
+        return made
 
     return make
 
@@ -121,6 +127,13 @@ def _empty_tables(app: Flask) -> Iterator[None]:
     yield
     for limiter in app.extensions.get("limiter", ()):
         limiter.reset()  # wrong admin tokens counted by one test do not carry into the next
+    # Nothing a test started writes into the next one: an app's recorder, inline pusher or
+    # webhook deliverer would otherwise go on in its thread, on this shared database.
+    for made in MADE_APPS:
+        if made is not app:
+            context.runtime_of(made).stop()
+    MADE_APPS[:] = [app]
+    delivery.recorder_of(app).flush()
     with app.app_context():
         db.session.rollback()
         for table in reversed(db.metadata.sorted_tables):

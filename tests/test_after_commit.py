@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -9,9 +11,10 @@ import sqlalchemy as sa
 from flask import Flask
 
 from models import Pass, WebhookMessage, db
-from passes import after_commit, store, webhooks
+from passes import after_commit, background, store, webhooks
 from tests.conftest import ADMIN_TOKEN
 from tests.pushes import patch, pending, seed_devices
+from tests.test_worker import wait_until
 
 
 class Calls:
@@ -133,3 +136,25 @@ def test_webhook_delivery_starts_after_the_commit_and_never_after_a_rollback(
         assert calls.count == 1
         db.session.execute(sa.delete(WebhookMessage))
         db.session.commit()
+
+
+def running(name: str) -> int:
+    return sum(thread.name == name for thread in threading.enumerate())
+
+
+def test_a_stopped_job_takes_one_last_look_and_naps_no_more() -> None:
+    looks: list[float] = []
+
+    def job() -> float:
+        looks.append(time.monotonic())
+        return 3600.0  # something is due in an hour: a nap that stopping must not wait out
+
+    rerun = background.Rerun(job, "napping job")
+    rerun()
+    wait_until(lambda: looks, "the first look")
+    assert running("napping job") == 1
+    rerun.stop()
+    assert len(looks) == 2  # woken for one last look ...
+    assert running("napping job") == 0  # ... and ended, within the stop
+    rerun()  # asked again after the stop: one look, no nap
+    wait_until(lambda: len(looks) == 3 and running("napping job") == 0, "one more look")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -293,6 +294,30 @@ def test_the_recorders_thread_rides_out_an_outage_with_one_warning(
     # One warning as the outage began and one line as it ended, not one a flush.
     assert len([m for m in messages if m.startswith("database unavailable, delivery")]) == 1
     assert len([m for m in messages if m.startswith("database back after")]) == 1
+    recorder.stop()
+
+
+def test_stopping_the_recorder_writes_what_it_holds_and_ends_its_thread(push_app: Flask) -> None:
+    create_pass(push_app, "stopped")
+    device = phone(push_app, 303)
+    device.register("stopped")
+    with push_app.app_context():
+        registration = db.session.scalar(sa.select(Registration.id))
+        recorder = delivery.Recorder(db.engine)
+        db.session.remove()
+    recorder.FLUSH_SECONDS = 3600.0  # its thread would not write for an hour: the stop does
+    before = set(threading.enumerate())
+    recorder.listed([registration], [registration], 5)
+    (thread,) = set(threading.enumerate()) - before
+    recorder.stop()
+    assert listed_at(push_app, device.library_id) is not None
+    assert not thread.is_alive()
+    recorder.listed([registration], [], 6)  # recorded after the stop: no thread starts ...
+    assert set(threading.enumerate()) <= before | {thread}
+    recorder.flush()  # ... a reader's flush writes it
+    with push_app.app_context():
+        assert db.session.get(Registration, registration).listed_tag == 6
+        db.session.remove()
 
 
 def test_downloads_in_one_batch_credit_as_many_waiting_devices(push_app: Flask) -> None:
