@@ -3,7 +3,7 @@
 Every phone a push wakes calls the web service back at once: its serial list, then the pass.
 Pushed faster than the web processes answer, the phones' requests queue, time out after 30
 seconds at the router, and are tried again on top of new ones (bench/fanout.py, unpaced:
-8,206 of 20,000 phones current, 83,901 failed requests). So pushes go out at a rate, in
+17,020 of 20,000 phones current, 56,872 failed requests). So pushes go out at a rate, in
 batches of a fifth of a second's worth, and the rate is either fixed (PUSH_RATE) or, by
 default, follows how long the phones take to call back (PUSH_QUEUE_SECONDS):
 
