@@ -271,6 +271,7 @@ def test_records_survive_a_flush_that_fails(
         row = db.session.get(Registration, registration)
         assert (row.listed_tag, row.named_at is not None) == (5, True)
         db.session.remove()
+    recorder.stop()
 
 
 def test_the_recorders_thread_rides_out_an_outage_with_one_warning(
@@ -342,6 +343,15 @@ def fetched_tags(app: Flask, serial: str) -> list[int | None]:
     return list(found)
 
 
+@pytest.fixture
+def downloading(push_app: Flask) -> Iterator[delivery.Recorder]:
+    """Another web process's recorder, which answers the downloads; stopped with the test."""
+    with push_app.app_context():
+        recorder = delivery.Recorder(db.engine)
+    yield recorder
+    recorder.stop()
+
+
 @contextmanager
 def recording_with(app: Flask, recorder: delivery.Recorder) -> Iterator[None]:
     """Requests made inside are recorded by `recorder`: another web process's."""
@@ -354,15 +364,13 @@ def recording_with(app: Flask, recorder: delivery.Recorder) -> Iterator[None]:
 
 
 def test_a_download_written_before_its_list_by_another_process_waits_for_it(
-    push_app: Flask,
+    push_app: Flask, downloading: delivery.Recorder
 ) -> None:
     # Two web processes: one answers the serial lists, the other the downloads, and the
     # second's recorder writes first. Two phones: the pass has no only holder to fall to.
     phones = changed_pass_held_by(push_app, "two-processes", first_phone=320, count=2)
     listing = push_app.extensions["deliveries"]
-    with push_app.app_context():
-        listing.flush()
-        downloading = delivery.Recorder(db.engine)
+    listing.flush()
     recorded_from = utcnow()
     with listing._flushing:  # the listing process has not written its lists yet
         for device in phones:
@@ -398,7 +406,7 @@ def test_a_download_no_list_named_goes_to_the_only_holder_once_none_can_come(
 
 
 def test_a_list_written_after_the_download_that_answered_it_leaves_nothing_waiting(
-    push_app: Flask,
+    push_app: Flask, downloading: delivery.Recorder
 ) -> None:
     # The phone's earlier list named the pass and no download followed, so the download is
     # credited at once; the list before it, from another process, is written after.
@@ -407,9 +415,7 @@ def test_a_list_written_after_the_download_that_answered_it_leaves_nothing_waiti
     device.register("answered")
     listing = push_app.extensions["deliveries"]
     assert device.list_changed() == ["answered"]  # named, never downloaded
-    with push_app.app_context():
-        listing.flush()
-        downloading = delivery.Recorder(db.engine)
+    listing.flush()
     patch(push_app, "answered")
     with listing._flushing:
         assert device.list_changed() == ["answered"]
