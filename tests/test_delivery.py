@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import logging
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from flask import Flask
@@ -17,8 +22,10 @@ from models import Device, Pass, Registration, RegistrationEventCount, db, utcno
 from passes import delivery, pushing
 from passes.delivery import SILENT_AFTER, Delivery, State, delivery_state
 from tests.apns_server import FakeApns, Reply
-from tests.delivery_phones import Phone, create_pass, phone, record, states
+from tests.conftest import process_env
+from tests.delivery_phones import PASS_TYPE, Phone, create_pass, phone, record, states
 from tests.pushes import patch
+from tests.test_metrics import ROOT, free_port
 from tests.test_worker import wait_until
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -319,6 +326,47 @@ def test_stopping_the_recorder_writes_what_it_holds_and_ends_its_thread(push_app
     with push_app.app_context():
         assert db.session.get(Registration, registration).listed_tag == 6
         db.session.remove()
+
+
+def test_a_web_process_stopped_by_sigterm_writes_the_records_it_holds(
+    push_app: Flask, database_uri: str, chain_files: dict[str, Path], tmp_path: Path
+) -> None:
+    create_pass(push_app, "last-words")
+    device = phone(push_app, 304)
+    device.register("last-words")
+    port = free_port()
+    env = process_env(database_uri, chain_files, PUSH_MODE="off", WEB_CONCURRENCY=1, PORT=port)
+    # The Procfile's web process, with the recorder's thread writing once an hour: what the
+    # database gets before then, the stop wrote.
+    start = (
+        "from passes import delivery; delivery.Recorder.FLUSH_SECONDS = 3600; "
+        "from gunicorn.app.wsgiapp import run; run()"
+    )
+    with (tmp_path / "gunicorn.log").open("wb") as log:
+        web = subprocess.Popen(
+            [sys.executable, "-c", start, "app:create_app()"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}/wallet/v1/devices/{device.library_id}/registrations/"
+            wait_until(lambda: _answers(url + PASS_TYPE), "gunicorn to serve", timeout=60)
+            assert listed_at(push_app, device.library_id) is None  # held by the web process
+            web.send_signal(signal.SIGTERM)  # what Heroku sends at every deploy
+            assert web.wait(30) == 0
+        finally:
+            web.kill()
+    output = (tmp_path / "gunicorn.log").read_text()
+    assert listed_at(push_app, device.library_id) is not None, output
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def test_downloads_in_one_batch_credit_as_many_waiting_devices(push_app: Flask) -> None:
