@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 import sqlalchemy as sa
 from flask import Flask
@@ -25,7 +24,7 @@ from tests.apns_server import FakeApns, Reply
 from tests.conftest import process_env
 from tests.delivery_phones import PASS_TYPE, Phone, create_pass, phone, record, states
 from tests.pushes import patch
-from tests.test_metrics import ROOT, free_port
+from tests.test_metrics import ROOT, answers, free_port
 from tests.test_worker import wait_until
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -255,18 +254,26 @@ def test_device_requests_leave_their_records_to_a_batch_written_within_a_second(
     )
 
 
+# Where no database answers: a recorder's flush fails as in an outage.
+UNREACHABLE = "postgresql+psycopg2://nobody@127.0.0.1:9/none"
+
+
+def registered_phone(app: Flask, serial: str, number: int) -> tuple[Phone, int]:
+    """A phone registered for a new pass `serial`, and the id of its registration."""
+    create_pass(app, serial)
+    device = phone(app, number)
+    device.register(serial)
+    with app.app_context():
+        registration = db.session.scalar(sa.select(Registration.id))
+        db.session.remove()
+    return device, registration
+
+
 def test_records_survive_a_flush_that_fails(
     push_app: Flask, make_app: Callable[..., Flask]
 ) -> None:
-    create_pass(push_app, "kept")
-    device = phone(push_app, 301)
-    device.register("kept")
-    with push_app.app_context():
-        recorder = delivery.Recorder(
-            sa.create_engine("postgresql+psycopg2://nobody@127.0.0.1:9/none")
-        )
-        registration = db.session.scalar(sa.select(Registration.id))
-        db.session.remove()
+    device, registration = registered_phone(push_app, "kept", 301)
+    recorder = delivery.Recorder(sa.create_engine(UNREACHABLE))
     recorder.listed([registration], [registration], 5)
     with pytest.raises(sa.exc.OperationalError):
         recorder.flush()  # the database is unreachable: nothing is lost ...
@@ -284,13 +291,8 @@ def test_records_survive_a_flush_that_fails(
 def test_the_recorders_thread_rides_out_an_outage_with_one_warning(
     push_app: Flask, caplog: pytest.LogCaptureFixture
 ) -> None:
-    create_pass(push_app, "outage")
-    device = phone(push_app, 302)
-    device.register("outage")
-    with push_app.app_context():
-        registration = db.session.scalar(sa.select(Registration.id))
-        db.session.remove()
-    recorder = delivery.Recorder(sa.create_engine("postgresql+psycopg2://nobody@127.0.0.1:9/none"))
+    device, registration = registered_phone(push_app, "outage", 302)
+    recorder = delivery.Recorder(sa.create_engine(UNREACHABLE))
     caplog.set_level(logging.INFO, logger="passes.outages")
     recorder.listed([registration], [registration], 5)  # starts the recorder's thread
     wait_until(lambda: recorder.outage.failures >= 3, "three failed flushes", timeout=30)
@@ -306,13 +308,9 @@ def test_the_recorders_thread_rides_out_an_outage_with_one_warning(
 
 
 def test_stopping_the_recorder_writes_what_it_holds_and_ends_its_thread(push_app: Flask) -> None:
-    create_pass(push_app, "stopped")
-    device = phone(push_app, 303)
-    device.register("stopped")
+    device, registration = registered_phone(push_app, "stopped", 303)
     with push_app.app_context():
-        registration = db.session.scalar(sa.select(Registration.id))
         recorder = delivery.Recorder(db.engine)
-        db.session.remove()
     recorder.FLUSH_SECONDS = 3600.0  # its thread would not write for an hour: the stop does
     before = set(threading.enumerate())
     recorder.listed([registration], [registration], 5)
@@ -352,7 +350,7 @@ def test_a_web_process_stopped_by_sigterm_writes_the_records_it_holds(
         )
         try:
             url = f"http://127.0.0.1:{port}/wallet/v1/devices/{device.library_id}/registrations/"
-            wait_until(lambda: _answers(url + PASS_TYPE), "gunicorn to serve", timeout=60)
+            wait_until(lambda: answers(url + PASS_TYPE), "gunicorn to serve", timeout=60)
             assert listed_at(push_app, device.library_id) is None  # held by the web process
             web.send_signal(signal.SIGTERM)  # what Heroku sends at every deploy
             assert web.wait(30) == 0
@@ -360,13 +358,6 @@ def test_a_web_process_stopped_by_sigterm_writes_the_records_it_holds(
             web.kill()
     output = (tmp_path / "gunicorn.log").read_text()
     assert listed_at(push_app, device.library_id) is not None, output
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_downloads_in_one_batch_credit_as_many_waiting_devices(push_app: Flask) -> None:

@@ -153,6 +153,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def answers(url: str) -> bool:
+    """Whether a GET of `url` answers 200 (False while the server is not up yet)."""
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 @pytest.fixture
 def gunicorn(
     app: Flask, database_uri: str, chain_files: dict[str, Path], tmp_path: Path
@@ -179,15 +187,8 @@ def gunicorn(
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        try:
-            return httpx.get(base + "/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     try:
-        wait_until(answers, "gunicorn to serve", timeout=60)
+        wait_until(lambda: answers(base + "/healthz"), "gunicorn to serve", timeout=60)
         yield base
     finally:
         process.terminate()
